@@ -1,0 +1,177 @@
+import { Logger } from '@nestjs/common';
+import { createHmac, randomUUID } from 'node:crypto';
+import type { DeliveryRequest, EventEnvelope } from '../events/envelope.js';
+import { PayloadError } from '../events/payload.js';
+import { messages } from '../messages.js';
+import { resolveSubscribers } from '../subscriptions/static-subscribers.js';
+import type { Recipient } from '../subscriptions/recipient.js';
+import type { SubscriptionStore } from '../subscriptions/subscription.store.js';
+import { HOOK_HEADERS } from '../thorn.constants.js';
+import type { ResolvedThornOptions } from '../thorn-options.js';
+import { judgeError, judgeResponse, type AttemptVerdict } from './retry.js';
+import type { Transport, TransportResponse } from './transport.js';
+
+/** Result of one attempt of one delivery. */
+export interface AttemptOutcome {
+  verdict: AttemptVerdict;
+  response?: TransportResponse;
+  error?: Error;
+}
+
+// Headers a caller may not set: ours, and the ones the HTTP client owns.
+const RESERVED = new Set(
+  [
+    ...Object.values(HOOK_HEADERS),
+    'content-type',
+    'content-length',
+    'host',
+    'connection',
+    'transfer-encoding',
+    'keep-alive',
+    'upgrade',
+    'expect',
+    'webhook-id',
+    'webhook-timestamp',
+    'webhook-signature',
+  ].map((h) => h.toLowerCase()),
+);
+
+/**
+ * The delivery pipeline shared by every dispatcher: recipients for an event, one signed request per recipient, and
+ * one attempt of a request (following redirects only when allowed).
+ */
+export class DeliveryService {
+  private readonly logger = new Logger('Thorn');
+
+  constructor(
+    readonly options: ResolvedThornOptions,
+    readonly store: SubscriptionStore | null,
+    readonly transport: Transport,
+  ) {}
+
+  /** Static subscribers, then stored subscriptions, then the event's own, in that order. */
+  async recipients(
+    env: Pick<EventEnvelope, 'name' | 'sender' | 'context' | 'subscribers'>,
+  ): Promise<Recipient[]> {
+    const ctx = { ...env.context, sender: env.sender ?? undefined };
+    const secret = this.options.defaultHmacSecret;
+    const [statics, stored, own] = await Promise.all([
+      resolveSubscribers(this.options.subscribers, env.name, ctx, {
+        defaultHmacSecret: secret,
+        source: 'static',
+      }),
+      this.store ? this.store.find(env.name, env.sender) : [],
+      resolveSubscribers(env.subscribers, env.name, ctx, { defaultHmacSecret: secret, source: 'event' }),
+    ]);
+    return [...statics, ...stored, ...own];
+  }
+
+  /** Builds one request per recipient; the body is encoded once per content type and signed over those bytes. */
+  prepare(env: EventEnvelope, recipients: Recipient[]): DeliveryRequest[] {
+    const bodies = new Map<string, Buffer>();
+    const extra: Record<string, string> = {};
+    for (const [k, v] of Object.entries(env.headers)) {
+      if (!RESERVED.has(k.toLowerCase()) && v !== undefined && v !== null) extra[k] = String(v);
+    }
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    return recipients.map((r) => {
+      let body = bodies.get(r.contentType);
+      if (!body) {
+        const codec = this.options.codecs[r.contentType];
+        if (!codec) throw new PayloadError(messages.noCodec(r.contentType));
+        const encoded = codec(env.body);
+        body = typeof encoded === 'string' ? Buffer.from(encoded) : encoded;
+        if (body.length > this.options.maxPayloadSize) {
+          throw new PayloadError(
+            messages.payloadTooLarge(env.name, body.length, this.options.maxPayloadSize),
+          );
+        }
+        bodies.set(r.contentType, body);
+      }
+      const id = randomUUID();
+      const headers: Record<string, string> = {
+        'Content-Type': r.contentType,
+        'User-Agent': this.options.userAgent,
+        ...extra,
+        [HOOK_HEADERS.event]: env.name,
+        [HOOK_HEADERS.delivery]: id,
+        [HOOK_HEADERS.subscription]: r.id,
+      };
+      if (r.hmacSecret) {
+        headers[HOOK_HEADERS.hmac] = this.options.hmacSigner(r.hmacDigest, r.hmacSecret, body);
+        if (this.options.standardWebhooks) {
+          const signed = createHmac('sha256', r.hmacSecret)
+            .update(`${id}.${timestamp}.`)
+            .update(body)
+            .digest('base64');
+          Object.assign(headers, {
+            'webhook-id': id,
+            'webhook-timestamp': timestamp,
+            'webhook-signature': `v1,${signed}`,
+          });
+        }
+      }
+      return {
+        id,
+        event: env.name,
+        subscription: r.id,
+        url: r.url,
+        contentType: r.contentType,
+        headers,
+        body,
+        settings: env.settings,
+        keepAlive: env.keepAlive,
+        attempts: 0,
+        source: r.source,
+        validators: env.validators,
+      };
+    });
+  }
+
+  /** Makes one attempt; never throws: the outcome says whether it worked and whether to retry. */
+  async attempt(req: DeliveryRequest): Promise<AttemptOutcome> {
+    req.attempts++;
+    const validators = req.validators ?? this.options.recipientValidators;
+    let url = req.url;
+    try {
+      for (let hop = 0; ; hop++) {
+        const response = await this.transport.send({
+          url,
+          headers: req.headers,
+          body: req.body,
+          timeout: req.settings.timeout,
+          validators,
+          keepAlive: req.keepAlive,
+        });
+        req.status = response.status;
+        const location = response.headers.location;
+        const redirect = response.status >= 300 && response.status < 400 && typeof location === 'string';
+        if (redirect && this.options.allowRedirects && hop < this.options.maxRedirects) {
+          url = new URL(location, url).toString();
+          continue;
+        }
+        const verdict = judgeResponse(response);
+        if (verdict.gone && req.source === 'stored') await this.unsubscribe(req);
+        return {
+          verdict,
+          response,
+          error: verdict.ok ? undefined : new Error(`${req.url} answered ${response.status}`),
+        };
+      }
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      return { verdict: judgeError(error), error };
+    }
+  }
+
+  private async unsubscribe(req: DeliveryRequest): Promise<void> {
+    try {
+      await this.store?.remove(req.subscription);
+      this.logger.log(`Subscription ${req.subscription} deleted: ${req.url} answered 410 Gone`);
+    } catch (err) {
+      this.logger.error(
+        `Could not delete subscription ${req.subscription} after 410 Gone: ${(err as Error).message}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,55 @@
+import { createHash, createHmac, randomInt, timingSafeEqual } from 'node:crypto';
+
+/** HMAC digests a subscription may use. */
+export type HmacDigest = 'sha1' | 'sha256' | 'sha512';
+/** The digests accepted for `hmacDigest`, lower case. */
+export const HMAC_DIGESTS: readonly HmacDigest[] = ['sha1', 'sha256', 'sha512'];
+/** Signs `message` with `secret`; the result goes in the `Hook-HMAC` header. */
+export type HmacSigner = (digest: HmacDigest, secret: string, message: string | Buffer) => string;
+
+/** Normalises a digest name (`'SHA256'` → `'sha256'`) or throws naming the accepted ones. */
+export function toDigest(d: string): HmacDigest {
+  const lower = String(d).toLowerCase() as HmacDigest;
+  if (!HMAC_DIGESTS.includes(lower)) {
+    throw new Error(`Unknown HMAC digest "${d}": use ${HMAC_DIGESTS.map((x) => `'${x}'`).join(', ')}`);
+  }
+  return lower;
+}
+
+/** Default signer: standard Base64 of HMAC-`digest`(secret, message). */
+export const sign: HmacSigner = (digest, secret, message) =>
+  createHmac(toDigest(digest), secret).update(message).digest('base64');
+
+/** Verifies a `sign()` signature in constant time. */
+export function verify(
+  signature: string,
+  digest: HmacDigest | string,
+  secret: string,
+  message: string | Buffer,
+): boolean {
+  if (typeof signature !== 'string' || !signature) return false;
+  const want = createHmac(toDigest(digest), secret).update(message).digest();
+  const got = Buffer.from(signature, 'base64');
+  return got.length === want.length && timingSafeEqual(got, want);
+}
+
+/**
+ * Thorn's old default signer (itsdangerous `Signer`, django-concat key derivation, URL-safe Base64 without padding).
+ * Only for receivers that still verify the old format: new receivers should use `sign`.
+ */
+export const compatSign: HmacSigner = (digest, secret, message) => {
+  const d = toDigest(digest);
+  const key = createHash(d).update('itsdangerous.Signer').update('signer').update(secret).digest();
+  return createHmac(d, key).update(message).digest('base64url');
+};
+
+/** Characters of generated secrets: letters, digits and punctuation except quotes. */
+export const SECRET_ALPHABET =
+  'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&()*+,-./:;<=>?@[\\]^_`{|}~';
+
+/** A random secret from a CSPRNG (`crypto.randomInt`), never `Math.random`. */
+export function randomSecret(length = 64, alphabet = SECRET_ALPHABET): string {
+  let out = '';
+  for (let i = 0; i < length; i++) out += alphabet[randomInt(alphabet.length)];
+  return out;
+}

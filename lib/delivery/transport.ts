@@ -1,0 +1,41 @@
+import type { LookupLike, RecipientValidator } from './validators.js';
+
+/** One HTTP POST, as a transport sees it. */
+export interface TransportRequest {
+  url: string;
+  headers: Record<string, string>;
+  body: string | Buffer;
+  /** Total time for connect + response, in ms. */
+  timeout: number;
+  /** Checked against every address before a connection is made. */
+  validators: RecipientValidator[];
+  /** Reuse the connection (default); false closes it after the answer. */
+  keepAlive: boolean;
+}
+
+/** The answer: status, headers, and at most `maxResponseBody` bytes of body. */
+export interface TransportResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** Sends webhook requests; the delivery layer is written against this, not a specific HTTP client. */
+export interface Transport {
+  send(request: TransportRequest): Promise<TransportResponse>;
+  close(): Promise<void>;
+}
+
+/** Settings every transport needs. */
+export interface TransportOptions {
+  lookup: LookupLike;
+  maxResponseBody: number;
+}
+
+/** A request that did not answer within its timeout. */
+export class DeliveryTimeoutError extends Error {
+  constructor(url: string, ms: number) {
+    super(`No answer from ${url} within ${ms} ms`);
+    this.name = 'DeliveryTimeoutError';
+  }
+}

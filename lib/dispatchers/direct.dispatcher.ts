@@ -1,0 +1,123 @@
+import { Logger } from '@nestjs/common';
+import type { AttemptOutcome, DeliveryService } from '../delivery/delivery.service.js';
+import { retryDelayFor } from '../delivery/retry.js';
+import type {
+  DeliveryCallbacks,
+  DeliveryRequest,
+  DeliveryResult,
+  EventEnvelope,
+  SendResult,
+} from '../events/envelope.js';
+import type { Dispatcher } from './dispatcher.js';
+
+/**
+ * `dispatcher: 'direct'`: delivers in-process, at most `concurrency` requests in flight. `dispatch()` resolves when
+ * every delivery's first attempt has finished; retries run later on in-process timers (not durable: use bull).
+ */
+export class DirectDispatcher implements Dispatcher {
+  private readonly logger = new Logger('Thorn');
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private closed = false;
+
+  constructor(
+    private readonly delivery: DeliveryService,
+    private readonly concurrency: number,
+  ) {}
+
+  async dispatch(envelope: EventEnvelope): Promise<SendResult> {
+    const recipients = await this.delivery.recipients(envelope);
+    const requests = this.delivery.prepare(envelope, recipients);
+    const deliveries = await Promise.all(requests.map((r) => this.deliver(r, envelope.callbacks)));
+    return { event: envelope.name, deliveries };
+  }
+
+  async dispatchMany(envelopes: EventEnvelope[]): Promise<SendResult[]> {
+    return Promise.all(envelopes.map((e) => this.dispatch(e)));
+  }
+
+  /** Retries still scheduled (for shutdown and tests). */
+  get pendingRetries(): number {
+    return this.timers.size;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.timers) clearTimeout(t);
+    if (this.timers.size)
+      this.logger.warn(`${this.timers.size} scheduled retries dropped at shutdown (direct dispatcher)`);
+    this.timers.clear();
+  }
+
+  private async deliver(req: DeliveryRequest, callbacks?: DeliveryCallbacks): Promise<DeliveryResult> {
+    const outcome = await this.limited(() => this.delivery.attempt(req));
+    const retrying = this.settle(req, outcome, callbacks);
+    return {
+      subscription: req.subscription,
+      url: req.url,
+      deliveryId: req.id,
+      ok: outcome.verdict.ok,
+      status: outcome.response?.status,
+      error: outcome.error?.message,
+      retrying,
+    };
+  }
+
+  /** Schedules a retry or runs the final callback; returns whether a retry was scheduled. */
+  private settle(req: DeliveryRequest, outcome: AttemptOutcome, callbacks?: DeliveryCallbacks): boolean {
+    const { verdict } = outcome;
+    const retriesDone = req.attempts - 1;
+    if (
+      !verdict.ok &&
+      verdict.retryable &&
+      req.settings.retry &&
+      retriesDone < req.settings.retryMax &&
+      !this.closed
+    ) {
+      const delay = retryDelayFor(req.settings, retriesDone + 1, verdict.retryAfter);
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        void this.limited(() => this.delivery.attempt(req)).then((o) => this.settle(req, o, callbacks));
+      }, delay);
+      this.timers.add(timer);
+      return true;
+    }
+    if (!verdict.ok) {
+      this.logger.warn(
+        `Delivery ${req.id} of ${req.event} to ${req.url} failed after ${req.attempts} attempt(s): ${outcome.error?.message}`,
+      );
+    }
+    void this.callback(req, outcome, callbacks);
+    return false;
+  }
+
+  private async callback(
+    req: DeliveryRequest,
+    outcome: AttemptOutcome,
+    cb?: DeliveryCallbacks,
+  ): Promise<void> {
+    if (!cb) return;
+    try {
+      if (outcome.verdict.ok) await cb.onSuccess?.(req);
+      else if (outcome.error?.name === 'DeliveryTimeoutError' && cb.onTimeout)
+        await cb.onTimeout(req, outcome.error);
+      else await cb.onError?.(req, outcome.error ?? new Error('delivery failed'));
+    } catch (err) {
+      this.logger.error(`A send() callback threw for delivery ${req.id}: ${(err as Error).message}`);
+    }
+  }
+
+  private async limited<T>(fn: () => Promise<T>): Promise<T> {
+    // a finishing task hands its slot straight to the next waiter, so `active` never exceeds `concurrency`
+    if (this.active < this.concurrency) this.active++;
+    else await new Promise<void>((r) => this.waiting.push(r));
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
+    }
+  }
+}

@@ -1,0 +1,74 @@
+import type { DeliverySettings } from '../thorn-options.js';
+import type { RecipientValidator } from '../delivery/validators.js';
+import type { SubscriberContext, SubscribersOption } from '../subscriptions/recipient.js';
+
+/** A delivery as callbacks see it: the exact request, and its outcome so far. */
+export interface DeliveryRequest {
+  /** `Hook-Delivery`: a UUID, the same on every retry. */
+  id: string;
+  event: string;
+  /** `Hook-Subscription`. */
+  subscription: string;
+  url: string;
+  contentType: string;
+  headers: Record<string, string>;
+  /** The exact bytes sent (and signed). */
+  body: string | Buffer;
+  settings: DeliverySettings;
+  keepAlive: boolean;
+  /** Attempts made so far. */
+  attempts: number;
+  /** Status of the last answer, if any. */
+  status?: number;
+  source: 'static' | 'stored' | 'event';
+  /** Validators of the event, when it overrides the module's. */
+  validators?: RecipientValidator[];
+}
+
+/** Per-delivery callbacks of `send()`; each runs once, on the delivery's final outcome. */
+export interface DeliveryCallbacks {
+  onSuccess?: (request: DeliveryRequest) => void | Promise<void>;
+  onError?: (request: DeliveryRequest, error: Error) => void | Promise<void>;
+  /** Timeouts go here when given, else to `onError`. */
+  onTimeout?: (request: DeliveryRequest, error: Error) => void | Promise<void>;
+}
+
+/** One event on its way to dispatch: the encoded-ready body and everything needed to deliver it. */
+export interface EventEnvelope {
+  name: string;
+  /** JSON-safe body (data + requestData, or the model-event message). */
+  body: unknown;
+  sender?: string | null;
+  /** Passed to callback subscribers (with `sender`). */
+  context: SubscriberContext;
+  headers: Record<string, string>;
+  settings: DeliverySettings;
+  keepAlive: boolean;
+  validators?: RecipientValidator[];
+  /** The event's own subscribers (never filtered by sender). */
+  subscribers?: SubscribersOption;
+  callbacks?: DeliveryCallbacks;
+}
+
+/** Outcome of one delivery's first attempt (direct dispatcher). */
+export interface DeliveryResult {
+  subscription: string;
+  url: string;
+  deliveryId: string;
+  ok: boolean;
+  status?: number;
+  error?: string;
+  /** A retry is scheduled. */
+  retrying: boolean;
+}
+
+/** What `send()` resolves to. */
+export interface SendResult {
+  event: string;
+  /** Per-delivery results (direct dispatcher); empty when queued, buffered or disabled. */
+  deliveries: DeliveryResult[];
+  /** The event was handed to a queue (bull). */
+  queued?: boolean;
+  /** The event is held by `bufferEvents` until the buffer flushes. */
+  buffered?: boolean;
+}

@@ -1,0 +1,177 @@
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { DeliveryService } from '../delivery/delivery.service.js';
+import { THORN_TRANSPORT } from '../delivery/transport.token.js';
+import type { Transport } from '../delivery/transport.js';
+import { Dispatcher } from '../dispatchers/dispatcher.js';
+import { createDispatcher } from '../dispatchers/dispatcher.factory.js';
+import type { Recipient, SubscriberSpec, SubscribersOption } from '../subscriptions/recipient.js';
+import { hasUnsignedStatic } from '../subscriptions/static-subscribers.js';
+import { THORN_OPTIONS } from '../thorn.constants.js';
+import { messages } from '../messages.js';
+import {
+  resolveDeliverySettings,
+  type DispatcherOption,
+  type ResolvedThornOptions,
+} from '../thorn-options.js';
+import type { EventEnvelope, SendResult } from './envelope.js';
+import { Event, type EventOptions, type SendOptions } from './event.js';
+import { bufferStorage, EventBuffer, type BufferOptions, type HeldEvent } from './event-buffer.js';
+import { toJsonSafe } from './payload.js';
+import { activateEventService, deactivateEventService } from './runtime.js';
+
+/** Sends events: `send()`, `event()`, `subscribersFor()`, `bufferEvents()`. Injectable anywhere. */
+@Injectable()
+export class EventService implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger('Thorn');
+  private readonly dispatchers = new Map<DispatcherOption, Promise<Dispatcher>>();
+
+  constructor(
+    @Inject(THORN_OPTIONS) readonly options: ResolvedThornOptions,
+    readonly delivery: DeliveryService,
+    @Inject(Dispatcher) readonly dispatcher: Dispatcher,
+    @Inject(THORN_TRANSPORT) private readonly transport: Transport,
+    private readonly moduleRef: ModuleRef,
+  ) {
+    this.dispatchers.set(options.dispatcher, Promise.resolve(dispatcher));
+  }
+
+  onModuleInit(): void {
+    activateEventService(this);
+    if (hasUnsignedStatic(this.options.subscribers) && !this.options.defaultHmacSecret) {
+      this.logger.warn(messages.unsignedStatic());
+    }
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    deactivateEventService(this);
+    for (const d of this.dispatchers.values()) await (await d).close?.();
+    await this.transport.close();
+  }
+
+  /** An `Event` bound to this service. */
+  event(name: string, options?: EventOptions): Event {
+    return new Event(name, options, this);
+  }
+
+  /** Sends `data` as event `name` (same as `new Event(name).send(data, options)`). */
+  send(name: string, data: unknown, options?: SendOptions & { event?: EventOptions }): Promise<SendResult> {
+    return this.sendEvent(new Event(name, options?.event, this), data, options);
+  }
+
+  /** Sends a plain event: the body is `data` with the event's `requestData` merged in. */
+  async sendEvent(event: Event, data: unknown, options: SendOptions = {}): Promise<SendResult> {
+    let body = toJsonSafe(data);
+    if (event.options.requestData) {
+      body = {
+        ...(body && typeof body === 'object' && !Array.isArray(body) ? body : { data: body }),
+        ...(toJsonSafe(event.options.requestData, 'requestData') as object),
+      };
+    }
+    return this.sendBody(event.name, body, event.options, options);
+  }
+
+  /** Sends an already-built, JSON-safe body (model events use this for their message). */
+  async sendBody(
+    name: string,
+    body: unknown,
+    eventOptions: EventOptions,
+    options: SendOptions = {},
+  ): Promise<SendResult> {
+    const envelope = this.envelope(name, body, eventOptions, options);
+    const dispatcher = await this.dispatcherFor(eventOptions.dispatcher);
+    const buffer = bufferStorage.getStore();
+    if (buffer && buffer.owner === this) {
+      buffer.hold({ envelope, dispatcher });
+      return { event: name, deliveries: [], buffered: true };
+    }
+    return dispatcher.dispatch(envelope);
+  }
+
+  /** Who would receive event `name` sent by `sender`: static, then stored, then none of any event's own. */
+  subscribersFor(name: string, sender?: unknown): Promise<Recipient[]> {
+    return this.delivery.recipients({ name, sender: senderId(sender), context: {} });
+  }
+
+  /**
+   * Holds every event sent inside `fn`'s async context and dispatches them when it returns (or throws), or on
+   * `buffer.flush()` / `buffer.maybeFlush()`. Nested calls join the outermost buffer.
+   */
+  async bufferEvents<T>(fn: (buffer: EventBuffer) => T | Promise<T>, options?: BufferOptions): Promise<T> {
+    const existing = bufferStorage.getStore();
+    if (existing && existing.owner === this) return fn(existing);
+    const buffer = new EventBuffer(this, (items) => this.dispatchHeld(items), options);
+    let result: T;
+    try {
+      result = await bufferStorage.run(buffer, () => fn(buffer));
+    } catch (err) {
+      await buffer
+        .flush()
+        .catch((e) => this.logger.error(`Flushing buffered events failed: ${(e as Error).message}`));
+      throw err;
+    }
+    await buffer.flush();
+    return result;
+  }
+
+  private async dispatchHeld(items: HeldEvent[]): Promise<SendResult[]> {
+    // keep send order within each dispatcher; different dispatchers run side by side
+    const groups = new Map<Dispatcher, HeldEvent[]>();
+    for (const item of items) groups.set(item.dispatcher, [...(groups.get(item.dispatcher) ?? []), item]);
+    const results = await Promise.all(
+      [...groups].map(([d, group]) => {
+        const envs = group.map((g) => g.envelope);
+        return d.dispatchMany ? d.dispatchMany(envs) : Promise.all(envs.map((e) => d.dispatch(e)));
+      }),
+    );
+    return results.flat();
+  }
+
+  private envelope(name: string, body: unknown, ev: EventOptions, opts: SendOptions): EventEnvelope {
+    return {
+      name,
+      body,
+      sender: senderId(opts.sender),
+      context: { ...(opts.context ?? {}) },
+      headers: { ...(opts.headers ?? {}) },
+      settings: resolveDeliverySettings(this.options, opts, ev),
+      keepAlive: ev.allowKeepalive ?? true,
+      validators: ev.recipientValidators,
+      subscribers: ev.subscribers === undefined ? undefined : eventSubscribers(name, ev.subscribers),
+      callbacks:
+        opts.onSuccess || opts.onError || opts.onTimeout
+          ? { onSuccess: opts.onSuccess, onError: opts.onError, onTimeout: opts.onTimeout }
+          : undefined,
+    };
+  }
+
+  private dispatcherFor(option: DispatcherOption | undefined): Promise<Dispatcher> {
+    const key = option ?? this.options.dispatcher;
+    let d = this.dispatchers.get(key);
+    if (!d) {
+      d = createDispatcher(key, this.options, this.delivery, this.moduleRef);
+      this.dispatchers.set(key, d);
+    }
+    return d;
+  }
+}
+
+/** The id used for ownership: an object's `id`, or the value itself; null when absent. */
+export function senderId(sender: unknown): string | null {
+  if (sender === undefined || sender === null) return null;
+  if (typeof sender === 'object') {
+    const id = (sender as { id?: unknown }).id;
+    return id === undefined || id === null ? null : String(id);
+  }
+  return String(sender);
+}
+
+/** An event's `subscribers` option as a pattern map: a plain object without `url` already is one. */
+function eventSubscribers(name: string, spec: SubscriberSpec | SubscribersOption): SubscribersOption {
+  const isPatternMap =
+    typeof spec === 'object' &&
+    spec !== null &&
+    Object.getPrototypeOf(spec) === Object.prototype &&
+    !('url' in spec);
+  return isPatternMap ? (spec as SubscribersOption) : { [name]: spec as SubscriberSpec };
+}

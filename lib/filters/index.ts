@@ -1,0 +1,2 @@
+export { Q, isQ, toQ } from './q.js';
+export type { QLike } from './q.js';

@@ -1,0 +1,32 @@
+/** Error and log texts, in one place so they stay consistent and say what to do. */
+export const messages = {
+  badOption: (name: string, got: unknown, want: string) =>
+    `ThornModule option "${name}" is invalid (got ${describe(got)}): ${want}`,
+  unknownDispatcher: (got: unknown) =>
+    `ThornModule option "dispatcher" is invalid (got ${describe(got)}): use 'direct', 'bull', 'disabled' or a class implementing Dispatcher`,
+  notInitialised: (event: string) =>
+    `Cannot send "${event}": no ThornModule is running. Import ThornModule.forRoot() and send after the app has initialised (app.init() / listen())`,
+  noDataSource: (name: string) =>
+    `ThornModule needs a TypeORM DataSource${name === 'default' ? '' : ` named "${name}"`} for stored subscriptions: import TypeOrmModule.forRoot(...), or pass subscriberEntity: false to use static subscribers only`,
+  entityNotRegistered: (entity: string) =>
+    `The TypeORM DataSource does not know the "${entity}" entity: add it to "entities" or set autoLoadEntities: true`,
+  unsignedStatic: () =>
+    'Static subscribers without hmacSecret will be sent unsigned: set hmacSecret on them or the defaultHmacSecret option',
+  payloadTooLarge: (event: string, size: number, max: number) =>
+    `Cannot send "${event}": the encoded body is ${size} bytes, over maxPayloadSize (${max}); send less data or raise the option`,
+  noCodec: (contentType: string) =>
+    `No codec for content type "${contentType}": add it to the "codecs" option`,
+  bullNotYet: () =>
+    "dispatcher: 'bull' is not available in this release of nestjs-thorn yet: use 'direct' (see README, Known limits)",
+  bullMissing: (cause: string) =>
+    `dispatcher: 'bull' needs the optional packages "@nestjs/bull" and "bull": npm install @nestjs/bull bull (${cause})`,
+};
+
+function describe(v: unknown): string {
+  if (typeof v === 'function') return `function ${v.name || '(anonymous)'}`;
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * Event-name patterns: dot-separated words; `*` matches exactly one word, `#` zero or more, `*` alone every event.
+ * Matching is case-sensitive.
+ */
+export function matchesPattern(pattern: string, name: string): boolean {
+  if (pattern === '*' || pattern === '#') return true;
+  return matchWords(pattern.split('.'), 0, name.split('.'), 0);
+}
+
+function matchWords(p: string[], i: number, n: string[], j: number): boolean {
+  while (i < p.length) {
+    const w = p[i];
+    if (w === '#') {
+      // try every length of the run `#` absorbs, shortest first
+      for (let k = j; k <= n.length; k++) if (matchWords(p, i + 1, n, k)) return true;
+      return false;
+    }
+    if (j >= n.length || (w !== '*' && w !== n[j])) return false;
+    i++;
+    j++;
+  }
+  return j === n.length;
+}
+
+/** Longest event name (in words) for which stored lookups enumerate every `*` substitution. */
+const MAX_EXPANDED_WORDS = 6;
+
+/**
+ * Every stored pattern that can match `name`, so the lookup is one indexed `event IN (...)` query instead of a scan:
+ * each word or `*` (2^n), `*`, `#`, and `#` as the first or last word around any of those. Stored patterns are
+ * restricted to that shape by `storedPatternError` (a `#` only at the start or end), which keeps this list short
+ * (19 candidates for a two-word name, 39 for three).
+ */
+export function candidatePatterns(name: string): string[] {
+  const words = name.split('.');
+  const out = new Set<string>(['*', '#', name]);
+  const variants = (ws: string[]): string[][] => {
+    if (ws.length > MAX_EXPANDED_WORDS) return [ws];
+    let acc: string[][] = [[]];
+    for (const w of ws)
+      acc = acc.flatMap((a) => [
+        [...a, w],
+        [...a, '*'],
+      ]);
+    return acc;
+  };
+  for (const v of variants(words)) out.add(v.join('.'));
+  for (let k = 1; k <= words.length; k++) {
+    for (const v of variants(words.slice(0, k))) out.add([...v, '#'].join('.'));
+    for (const v of variants(words.slice(words.length - k))) out.add(['#', ...v].join('.'));
+  }
+  return [...out];
+}
+
+/** Why `pattern` can't be stored as a subscription's `event`, or null when it can. */
+export function storedPatternError(pattern: string): string | null {
+  if (typeof pattern !== 'string' || pattern.trim() === '') return 'must be a non-empty string';
+  if (pattern !== pattern.trim()) return 'must not start or end with white space';
+  const words = pattern.split('.');
+  if (words.some((w) => w === '')) return 'must be dot-separated words without empty words';
+  if (words.some((w) => w !== '*' && w !== '#' && /[*#]/.test(w))) return '"*" and "#" must be whole words';
+  const hashes = words.filter((w) => w === '#').length;
+  if (
+    hashes > 1 ||
+    (hashes === 1 && words.length > 1 && words[0] !== '#' && words[words.length - 1] !== '#')
+  ) {
+    return 'may use "#" only once, as its first or last word (e.g. "article.#" or "#.created")';
+  }
+  if (words.includes('*') && words.filter((w) => w !== '#').length > MAX_EXPANDED_WORDS) {
+    return `may use "*" only in patterns of at most ${MAX_EXPANDED_WORDS} words besides "#"`;
+  }
+  return null;
+}

@@ -1,0 +1,50 @@
+import type { HmacDigest } from '../delivery/signing.js';
+
+/** One resolved destination of an event: a stored, static or per-event subscriber. */
+export interface Recipient {
+  /** Subscription id, sent as `Hook-Subscription` (stable for static subscribers). */
+  id: string;
+  url: string;
+  /** The pattern it subscribed with. */
+  event: string;
+  contentType: string;
+  /** null/undefined: the request is sent unsigned. */
+  hmacSecret?: string | null;
+  hmacDigest: HmacDigest;
+  /** Owner id, for stored subscriptions. */
+  user?: string | null;
+  source: 'static' | 'stored' | 'event';
+}
+
+/** A subscriber given as an object (static or callback subscribers). */
+export interface SubscriberObject {
+  url: string;
+  contentType?: string;
+  hmacSecret?: string;
+  hmacDigest?: string;
+  id?: string;
+}
+
+/** What callback subscribers receive as their second argument. */
+export interface SubscriberContext {
+  sender?: unknown;
+  [key: string]: unknown;
+}
+
+/** A callback subscriber: returns any subscriber form (or a promise / iterable of them). */
+export type SubscriberCallback = (event: string, context: SubscriberContext) => SubscriberSpec;
+
+/** Every form a static or per-event subscriber may take; falsy items are skipped. */
+export type SubscriberSpec =
+  | string
+  | SubscriberObject
+  | SubscriberCallback
+  | null
+  | undefined
+  | false
+  | PromiseLike<unknown>
+  | Iterable<SubscriberSpec>
+  | AsyncIterable<SubscriberSpec>;
+
+/** `subscribers` option: event pattern → subscriber(s). */
+export type SubscribersOption = Record<string, SubscriberSpec>;

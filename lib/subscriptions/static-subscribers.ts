@@ -1,0 +1,98 @@
+import { createHash } from 'node:crypto';
+import { toDigest } from '../delivery/signing.js';
+import { matchesPattern } from './pattern.js';
+import type { Recipient, SubscriberContext, SubscriberSpec, SubscribersOption } from './recipient.js';
+
+/** A UUID-shaped id derived from url + pattern, so a static subscriber's `Hook-Subscription` never changes. */
+export function staticSubscriberId(url: string, pattern: string): string {
+  const h = createHash('sha1').update(`thorn:${pattern}\n${url}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16], 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+interface ResolveDefaults {
+  defaultHmacSecret?: string;
+  source: Recipient['source'];
+}
+
+/** Resolves the subscribers in `option` whose pattern matches `event`, in declaration order. */
+export async function resolveSubscribers(
+  option: SubscribersOption | undefined,
+  event: string,
+  context: SubscriberContext,
+  defaults: ResolveDefaults,
+): Promise<Recipient[]> {
+  const out: Recipient[] = [];
+  if (!option) return out;
+  for (const [pattern, spec] of Object.entries(option)) {
+    if (matchesPattern(pattern, event)) await collect(spec, pattern, event, context, defaults, out);
+  }
+  return out;
+}
+
+function isIterable(v: object): v is Iterable<SubscriberSpec> {
+  return typeof (v as Iterable<unknown>)[Symbol.iterator] === 'function';
+}
+function isAsyncIterable(v: object): v is AsyncIterable<SubscriberSpec> {
+  return typeof (v as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
+}
+
+async function collect(
+  spec: SubscriberSpec,
+  pattern: string,
+  event: string,
+  context: SubscriberContext,
+  defaults: ResolveDefaults,
+  out: Recipient[],
+): Promise<void> {
+  if (!spec) return;
+  if (typeof spec === 'string') {
+    out.push(toRecipient({ url: spec }, pattern, defaults));
+  } else if (typeof spec === 'function') {
+    await collect(spec(event, context), pattern, event, context, defaults, out);
+  } else if (typeof (spec as PromiseLike<unknown>).then === 'function') {
+    const resolved = (await (spec as PromiseLike<unknown>)) as SubscriberSpec;
+    await collect(resolved, pattern, event, context, defaults, out);
+  } else if (isIterable(spec)) {
+    for (const item of spec) await collect(item, pattern, event, context, defaults, out);
+  } else if (isAsyncIterable(spec)) {
+    for await (const item of spec)
+      await collect(item as SubscriberSpec, pattern, event, context, defaults, out);
+  } else if (typeof (spec as { url?: unknown }).url === 'string') {
+    out.push(toRecipient(spec as { url: string }, pattern, defaults));
+  } else {
+    throw new TypeError(
+      `Invalid subscriber for "${pattern}": expected a URL string, an object with "url", a function, an array, a promise or an iterable`,
+    );
+  }
+}
+
+function toRecipient(
+  s: { url: string; contentType?: string; hmacSecret?: string; hmacDigest?: string; id?: string },
+  pattern: string,
+  defaults: ResolveDefaults,
+): Recipient {
+  return {
+    id: s.id ?? staticSubscriberId(s.url, pattern),
+    url: s.url,
+    event: pattern,
+    contentType: s.contentType ?? 'application/json',
+    hmacSecret: s.hmacSecret ?? defaults.defaultHmacSecret ?? null,
+    hmacDigest: toDigest(s.hmacDigest ?? 'sha256'),
+    user: null,
+    source: defaults.source,
+  };
+}
+
+/** True if any static subscriber given as a plain value has no secret (callbacks can't be known until they run). */
+export function hasUnsignedStatic(option: SubscribersOption | undefined): boolean {
+  const walk = (spec: SubscriberSpec): boolean => {
+    if (!spec) return false;
+    if (typeof spec === 'string') return true;
+    if (Array.isArray(spec)) return spec.some(walk);
+    if (typeof spec === 'object' && typeof (spec as { url?: unknown }).url === 'string') {
+      return !(spec as { hmacSecret?: string }).hmacSecret;
+    }
+    return false;
+  };
+  return Object.values(option ?? {}).some(walk);
+}
