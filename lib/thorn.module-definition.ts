@@ -1,6 +1,7 @@
 import { ConfigurableModuleBuilder, type Type } from '@nestjs/common';
 import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
+import { hooksControllers } from './api/hooks.controllers.js';
 import { messages } from './messages.js';
 import { SubscriptionStore } from './subscriptions/subscription.store.js';
 import { Subscriber } from './subscriptions/subscriber.entity.js';
@@ -25,6 +26,9 @@ export interface ThornModuleExtras {
 
 /** Extras with their defaults applied. */
 export type ResolvedThornExtras = Required<Omit<ThornModuleExtras, 'dataSource'>> & { dataSource?: string };
+
+/** Injection token of the app's TypeORM DataSource (null when the app has none). */
+export const THORN_DATA_SOURCE = Symbol('thorn:data-source');
 
 /** Injection token of the resolved extras. */
 export const THORN_EXTRAS = Symbol('thorn:extras');
@@ -55,18 +59,25 @@ export const {
         ...(definition.imports ?? []),
         ...(entity ? [TypeOrmModule.forFeature([entity], resolved.dataSource)] : []),
       ],
+      controllers: resolved.controller ? hooksControllers(resolved) : [],
       providers: [
         ...(definition.providers ?? []),
         { provide: THORN_EXTRAS, useValue: resolved },
         {
+          // the app's DataSource, when there is one (stored subscriptions, model events)
+          provide: THORN_DATA_SOURCE,
+          useFactory: (dataSource?: DataSource) => dataSource ?? null,
+          inject: [{ token: getDataSourceToken(resolved.dataSource), optional: true }],
+        },
+        {
           provide: SubscriptionStore,
-          useFactory: (dataSource?: DataSource) => {
+          useFactory: (dataSource: DataSource | null) => {
             if (!entity) return null;
             if (!dataSource) throw new Error(messages.noDataSource(resolved.dataSource ?? 'default'));
             if (!dataSource.hasMetadata(entity)) throw new Error(messages.entityNotRegistered(entity.name));
             return new SubscriptionStore(dataSource, entity);
           },
-          inject: entity ? [{ token: getDataSourceToken(resolved.dataSource), optional: true }] : [],
+          inject: [THORN_DATA_SOURCE],
         },
       ],
     };

@@ -7,6 +7,7 @@ import { UndiciTransport } from './delivery/undici.transport.js';
 import { Dispatcher } from './dispatchers/dispatcher.js';
 import { createDispatcher } from './dispatchers/dispatcher.factory.js';
 import { EventService } from './events/event.service.js';
+import { modelEventProviders } from './typeorm/model-events.providers.js';
 import { SubscriptionStore } from './subscriptions/subscription.store.js';
 import { THORN_OPTIONS } from './thorn.constants.js';
 import { ConfigurableThornModule, THORN_MODULE_OPTIONS } from './thorn.module-definition.js';
@@ -39,6 +40,7 @@ import { resolveThornOptions, type ResolvedThornOptions, type ThornModuleOptions
       inject: [THORN_OPTIONS, DeliveryService, ModuleRef],
     },
     EventService,
+    ...modelEventProviders,
   ],
   exports: [EventService, DeliveryService, Dispatcher, THORN_OPTIONS],
 })

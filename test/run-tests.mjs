@@ -1,7 +1,16 @@
 // `npm test`: starts throwaway PostgreSQL and Redis, runs jest (ESM mode) against them, stops them.
 // Extra arguments go to jest: `npm test -- test/unit`.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { startPostgres, startRedis } from './services.mjs';
+
+// Child-process tests (bull workers, the sample) run the built package: build it first so they never test stale code.
+const build = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], {
+  stdio: 'inherit',
+});
+if (build.status !== 0) {
+  console.error('build failed: fix the TypeScript errors above');
+  process.exit(1);
+}
 
 const services = [];
 let code = 1;
