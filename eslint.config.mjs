@@ -26,4 +26,9 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-declaration-merging': 'off',
     },
   },
+  {
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
 );

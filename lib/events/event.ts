@@ -40,7 +40,7 @@ export class Event {
   }
 
   /** Sends `data` (plus `requestData`) to every matching subscriber. */
-  send(data: unknown, options?: SendOptions): Promise<SendResult> {
+  async send(data: unknown, options?: SendOptions): Promise<SendResult> {
     return (this.service ?? activeEventService(this.name)).sendEvent(this, data, options);
   }
 

@@ -42,13 +42,13 @@ export function toJsonSafe(value: unknown, path = 'data', seen: Set<object> = ne
   }
   if (isDecimalLike(obj)) return String(obj);
   if (seen.has(obj)) throw new PayloadError(`Cannot encode ${path}: circular reference`);
-  if (typeof (obj as { toJSON?: unknown }).toJSON === 'function') {
-    return toJsonSafe((obj as { toJSON: () => unknown }).toJSON(), path, seen);
-  }
   if (obj instanceof Map || ArrayBuffer.isView(obj) || obj instanceof ArrayBuffer || obj instanceof Promise) {
     throw new PayloadError(
       `Cannot encode ${path}: ${obj.constructor.name} is not JSON-serialisable; convert it first`,
     );
+  }
+  if (typeof (obj as { toJSON?: unknown }).toJSON === 'function') {
+    return toJsonSafe((obj as { toJSON: () => unknown }).toJSON(), path, seen);
   }
   seen.add(obj);
   try {

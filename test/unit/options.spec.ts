@@ -1,0 +1,71 @@
+import { describe, expect, it } from '@jest/globals';
+import { resolveDeliverySettings, resolveThornOptions } from '../../lib/thorn-options.js';
+import { sign } from '../../lib/delivery/signing.js';
+
+describe('ThornModule options', () => {
+  it('applies the SPEC defaults', () => {
+    const o = resolveThornOptions({});
+    expect(o).toMatchObject({
+      dispatcher: 'direct',
+      timeout: 3000,
+      retry: true,
+      retryMax: 10,
+      retryDelay: 60000,
+      retryBackoff: 'fixed',
+      chunkSize: 10,
+      subscribers: {},
+      allowRedirects: false,
+      signalHonorsTransaction: true,
+      propagateErrors: false,
+      guards: [],
+      concurrency: 64,
+      maxPayloadSize: 262144,
+      maxResponseBody: 65536,
+    });
+    expect(o.hmacSigner).toBe(sign);
+    expect(o.userAgent).toMatch(/^nestjs-thorn\/\d+\.\d+\.\d+$/);
+    expect(o.recipientValidators).toHaveLength(3);
+    expect(Object.keys(o.codecs).sort()).toEqual(['application/json', 'application/x-www-form-urlencoded']);
+    expect(o.getUser({ user: { id: 5 } })).toBe(5);
+    expect(o.getUser({})).toBeUndefined();
+  });
+
+  it('merges codecs over the defaults', () => {
+    const xml = () => '<x/>';
+    const o = resolveThornOptions({ codecs: { 'application/xml': xml } });
+    expect(o.codecs['application/xml']).toBe(xml);
+    expect(o.codecs['application/json']).toBeDefined();
+  });
+
+  it.each([
+    [
+      { dispatcher: 'bul' },
+      /"dispatcher" is invalid \(got "bul"\): use 'direct', 'bull', 'disabled' or a class/,
+    ],
+    [{ timeout: -1 }, /"timeout" is invalid \(got -1\)/],
+    [{ timeout: 'x' }, /"timeout" is invalid/],
+    [{ retryMax: 1.5 }, /"retryMax" is invalid/],
+    [{ retry: 'yes' }, /"retry" is invalid.*true or false/],
+    [{ retryBackoff: 'linear' }, /"retryBackoff" is invalid.*'fixed' or 'exponential'/],
+    [{ eventChoices: 'a.b' }, /"eventChoices" is invalid.*array/],
+    [{ eventChoices: [1] }, /"eventChoices" is invalid/],
+    [{ recipientValidators: ['x'] }, /"recipientValidators" is invalid/],
+    [{ codecs: { 'text/plain': 'nope' } }, /"codecs\["text\/plain"\]" is invalid/],
+    [{ subscribers: ['http://x'] }, /"subscribers" is invalid/],
+    [{ concurrency: 0 }, /"concurrency" is invalid.*>= 1/],
+    [{ chunkSize: 0 }, /"chunkSize" is invalid/],
+    [{ hmacSigner: 'sign' }, /"hmacSigner" is invalid.*function/],
+    [{ baseUrl: '' }, /"baseUrl" is invalid/],
+    [{ timout: 5 }, /"timout" is invalid.*unknown option/],
+  ])('rejects %p naming the option', (bad, message) => {
+    expect(() => resolveThornOptions(bad as any)).toThrow(message);
+  });
+
+  it('resolves delivery settings send() → Event → module', () => {
+    const module = resolveThornOptions({ timeout: 1000, retryMax: 5 });
+    const s = resolveDeliverySettings(module, { timeout: 10 }, { timeout: 20, retryMax: 2, retry: false });
+    expect(s).toMatchObject({ timeout: 10, retryMax: 2, retry: false, retryDelay: 60000 });
+    expect(resolveDeliverySettings(module, undefined, { timeout: 20 }).timeout).toBe(20);
+    expect(resolveDeliverySettings(module).timeout).toBe(1000);
+  });
+});
