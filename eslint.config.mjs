@@ -18,6 +18,10 @@ export default tseslint.config(
         URL: 'readonly',
         performance: 'readonly',
         setImmediate: 'readonly',
+        fetch: 'readonly',
+        AbortSignal: 'readonly',
+        AbortController: 'readonly',
+        URLSearchParams: 'readonly',
       },
     },
     rules: {
