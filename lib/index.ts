@@ -83,3 +83,34 @@ export { UndiciTransport } from './delivery/undici.transport.js';
 export { Dispatcher } from './dispatchers/dispatcher.js';
 export { DirectDispatcher } from './dispatchers/direct.dispatcher.js';
 export { DisabledDispatcher } from './dispatchers/disabled.dispatcher.js';
+export type { ThornQueueStats, ThornBullOptions } from './dispatchers/bull/bull.types.js';
+
+export { HooksController, HooksUser } from './api/hooks.controller.js';
+export { createHooksController, hooksControllers } from './api/hooks.controllers.js';
+export { HooksGuard } from './api/hooks.guard.js';
+export { HOOKS_LIMITS } from './api/hooks.constants.js';
+export { CreateSubscriptionDto, UpdateSubscriptionDto } from './api/subscription.dto.js';
+export { SubscriptionValidationPipe } from './api/subscription-validation.pipe.js';
+export { toSubscriptionJson, type SubscriptionJson } from './api/subscription.mapper.js';
+
+export { WebhookModel, ModelEvent } from './events/decorators.js';
+export {
+  MODEL_EVENT_TRIGGERS,
+  type ModelEventTrigger,
+  type ModelEventOptions,
+  type WebhookModelOptions,
+  type ModelEventDefinition,
+  type WebhookModelDefinition,
+  type ModelEventInfo,
+  type ModelEventMessage,
+} from './events/model-event.js';
+export { modelReverser, type Reverser } from './events/reverse.js';
+export {
+  getModelEvents,
+  ModelEventHandle,
+  type ModelEventSendOptions,
+  type ModelEventManualSendOptions,
+  type ModelEventFromInstanceOptions,
+} from './typeorm/model-events.js';
+export { ModelEventSubscriber } from './typeorm/model-event.subscriber.js';
+export { ModelEventsMetadataAccessor } from './typeorm/model-events.metadata-accessor.js';

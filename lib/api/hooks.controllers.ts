@@ -1,7 +1,19 @@
-import type { Type } from '@nestjs/common';
+import { Controller, type Type } from '@nestjs/common';
 import type { ResolvedThornExtras } from '../thorn.module-definition.js';
+import { HooksController } from './hooks.controller.js';
 
-/** The `/hooks` controller class(es) to mount for these extras (REST API: SPEC §7). */
-export function hooksControllers(_extras: ResolvedThornExtras): Type<unknown>[] {
-  return [];
+/**
+ * The `/hooks` controller class(es) to mount for these extras (REST API: SPEC §7): none when `controller` is false or
+ * there are no stored subscriptions (`subscriberEntity: false`).
+ */
+export function hooksControllers(extras: ResolvedThornExtras): Type<unknown>[] {
+  if (!extras.controller || extras.subscriberEntity === false) return [];
+  return [createHooksController(extras.path)];
+}
+
+/** A `HooksController` mounted at `path`: a fresh subclass each time, so the shared class is never changed. */
+export function createHooksController(path: string): Type<HooksController> {
+  class ThornHooksController extends HooksController {}
+  Controller(path)(ThornHooksController);
+  return ThornHooksController;
 }

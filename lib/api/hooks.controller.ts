@@ -1,0 +1,185 @@
+import {
+  Body,
+  Delete,
+  Get,
+  HttpCode,
+  Inject,
+  NotFoundException,
+  Param,
+  Patch,
+  Post,
+  Put,
+  Req,
+  Res,
+  UseGuards,
+  UseInterceptors,
+  createParamDecorator,
+  type ExecutionContext,
+  type OnModuleInit,
+} from '@nestjs/common';
+import { PATH_METADATA } from '@nestjs/common/constants.js';
+import { HttpAdapterHost } from '@nestjs/core';
+import type { Repository } from 'typeorm';
+import { SubscriptionStore } from '../subscriptions/subscription.store.js';
+import type { Subscriber } from '../subscriptions/subscriber.entity.js';
+import { THORN_OPTIONS } from '../thorn.constants.js';
+import type { ResolvedThornOptions } from '../thorn-options.js';
+import { installBodyErrorHandler } from './body-errors.js';
+import { THORN_USER } from './hooks.constants.js';
+import { HooksGuard } from './hooks.guard.js';
+import { hooksMessages } from './hooks.messages.js';
+import { JsonBodyInterceptor } from './json-body.interceptor.js';
+import { canonicalContentType } from './subscription.constraints.js';
+import { CreateSubscriptionDto, UpdateSubscriptionDto } from './subscription.dto.js';
+import {
+  collectionUrl,
+  detailUrl,
+  toSubscriptionJson,
+  type SubscriptionJson,
+} from './subscription.mapper.js';
+import { SubscriptionValidationPipe } from './subscription-validation.pipe.js';
+
+/** The requesting user's id (a string), as `HooksGuard` found it. */
+export const HooksUser = createParamDecorator(
+  (_data: unknown, ctx: ExecutionContext): string => ctx.switchToHttp().getRequest()[THORN_USER],
+);
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The `/hooks` REST API (SPEC §7): a user's own webhook subscriptions. Not mounted as is: `hooksControllers()` derives
+ * one subclass per configured `path`.
+ */
+@UseGuards(HooksGuard)
+export class HooksController implements OnModuleInit {
+  constructor(
+    @Inject(SubscriptionStore) private readonly store: SubscriptionStore,
+    @Inject(THORN_OPTIONS) private readonly options: ResolvedThornOptions,
+    @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
+  ) {}
+
+  onModuleInit(): void {
+    // the path this subclass is mounted at (`Controller(path)` in `createHooksController`)
+    const paths: unknown = Reflect.getMetadata(PATH_METADATA, this.constructor);
+    for (const path of [paths].flat()) {
+      if (typeof path === 'string') installBodyErrorHandler(this.adapterHost, path);
+    }
+  }
+
+  private get repository(): Repository<Subscriber> {
+    return this.store.repository;
+  }
+
+  /** `GET /hooks`: the user's subscriptions, oldest first. */
+  @Get()
+  async list(@HooksUser() user: string, @Req() req: any): Promise<SubscriptionJson[]> {
+    const rows = await this.repository.find({ where: { user }, order: { createdAt: 'ASC', id: 'ASC' } });
+    const base = collectionUrl(req, false);
+    return rows.map((s) => toSubscriptionJson(s, detailUrl(base, s.id)));
+  }
+
+  /** `POST /hooks`: subscribes the user; 201 with `Location` = the new subscription's URL. */
+  @Post()
+  @HttpCode(201)
+  @UseInterceptors(JsonBodyInterceptor)
+  async create(
+    @HooksUser() user: string,
+    @Body(SubscriptionValidationPipe) body: CreateSubscriptionDto,
+    @Req() req: any,
+    @Res({ passthrough: true }) res: any,
+  ): Promise<SubscriptionJson> {
+    const entity = this.repository.create({ ...this.changes(body), user });
+    const saved = await this.repository.save(entity);
+    const json = await this.show(saved.id, user, collectionUrl(req, false));
+    res.setHeader('Location', json.subscription);
+    return json;
+  }
+
+  /** `GET /hooks/:id`: 404 when unknown, malformed or someone else's. */
+  @Get(':id')
+  async get(@HooksUser() user: string, @Param('id') id: string, @Req() req: any): Promise<SubscriptionJson> {
+    return this.show(id, user, collectionUrl(req, true));
+  }
+
+  /** `PUT /hooks/:id`: full update (`event` and `url` required; fields left out keep their value). */
+  @Put(':id')
+  @UseInterceptors(JsonBodyInterceptor)
+  async replace(
+    @HooksUser() user: string,
+    @Param('id') id: string,
+    @Body(SubscriptionValidationPipe) body: CreateSubscriptionDto,
+    @Req() req: any,
+  ): Promise<SubscriptionJson> {
+    return this.update(user, id, body, req);
+  }
+
+  /** `PATCH /hooks/:id`: partial update. */
+  @Patch(':id')
+  @UseInterceptors(JsonBodyInterceptor)
+  async patch(
+    @HooksUser() user: string,
+    @Param('id') id: string,
+    @Body(SubscriptionValidationPipe) body: UpdateSubscriptionDto,
+    @Req() req: any,
+  ): Promise<SubscriptionJson> {
+    return this.update(user, id, body, req);
+  }
+
+  /** `DELETE /hooks/:id`: 204, empty body. */
+  @Delete(':id')
+  @HttpCode(204)
+  async remove(@HooksUser() user: string, @Param('id') id: string): Promise<void> {
+    const row = await this.find(id, user);
+    await this.repository.remove(row);
+  }
+
+  private async update(
+    user: string,
+    id: string,
+    body: CreateSubscriptionDto | UpdateSubscriptionDto,
+    req: any,
+  ): Promise<SubscriptionJson> {
+    const row = await this.find(id, user);
+    await this.repository.save(this.repository.merge(row, this.changes(body)));
+    return this.show(row.id, user, collectionUrl(req, true));
+  }
+
+  /** The entity fields a validated body sets (only those present). */
+  private changes(body: CreateSubscriptionDto | UpdateSubscriptionDto): Partial<Subscriber> {
+    const out: Partial<Subscriber> = {};
+    if (body.event !== undefined) out.event = body.event;
+    if (body.url !== undefined) out.url = body.url.trim();
+    if (body.content_type !== undefined) {
+      out.contentType = canonicalContentType(body.content_type, Object.keys(this.options.codecs));
+    }
+    if (body.hmac_secret !== undefined) out.hmacSecret = body.hmac_secret;
+    if (body.hmac_digest !== undefined) out.hmacDigest = body.hmac_digest;
+    return out;
+  }
+
+  /** Reads the row back, so timestamps and defaults are the database's. */
+  private async show(id: string, user: string, collection: string): Promise<SubscriptionJson> {
+    const row = await this.find(id, user);
+    return toSubscriptionJson(row, detailUrl(collection, row.id));
+  }
+
+  private async find(id: string, user: string): Promise<Subscriber> {
+    const key = this.normaliseId(id);
+    const row = key === null ? null : await this.repository.findOneBy({ id: key, user });
+    if (!row) throw new NotFoundException(hooksMessages.notFound());
+    return row;
+  }
+
+  /** The id as the primary column stores it, or null when it can't be one (so no query error becomes a 500). */
+  private normaliseId(id: string): string | null {
+    if (typeof id !== 'string' || id === '' || id.length > 255) return null;
+    const column = this.repository.metadata.primaryColumns[0];
+    if (column && (column.generationStrategy === 'uuid' || column.type === 'uuid')) {
+      return UUID.test(id) ? id.toLowerCase() : null;
+    }
+    if (column && (column.type === Number || /int|serial|numeric|decimal/i.test(String(column.type)))) {
+      return /^\d{1,15}$/.test(id) ? id : null;
+    }
+    return id;
+  }
+}

@@ -1,0 +1,58 @@
+import type { Subscriber } from '../subscriptions/subscriber.entity.js';
+
+/** A subscription as the `/hooks` API shows it to its owner (snake_case, as in Thorn). */
+export interface SubscriptionJson {
+  id: string;
+  event: string;
+  url: string;
+  content_type: string;
+  user: string | null;
+  hmac_secret: string;
+  hmac_digest: string;
+  created_at: string | null;
+  updated_at: string | null;
+  /** Absolute URL of `GET /hooks/:id`. */
+  subscription: string;
+}
+
+/** Maps a stored subscription to its JSON form; `detailUrl` is the absolute URL of its `GET /hooks/:id`. */
+export function toSubscriptionJson(s: Subscriber, detailUrl: string): SubscriptionJson {
+  return {
+    id: s.id,
+    event: s.event,
+    url: s.url,
+    content_type: s.contentType,
+    user: s.user ?? null,
+    hmac_secret: s.hmacSecret,
+    hmac_digest: s.hmacDigest,
+    created_at: isoDate(s.createdAt),
+    updated_at: isoDate(s.updatedAt),
+    subscription: detailUrl,
+  };
+}
+
+function isoDate(d: Date | string | null | undefined): string | null {
+  if (d === null || d === undefined) return null;
+  const date = d instanceof Date ? d : new Date(d);
+  return Number.isNaN(date.getTime()) ? null : date.toISOString();
+}
+
+/**
+ * The absolute URL of the hooks collection this request went to (`https://api.example.com/v1/hooks`), built from the
+ * request: protocol and host (Express honours `X-Forwarded-*` when the app sets `trust proxy`), and the path it was
+ * routed on, so a global prefix or URI versioning is kept. `withId`: the request path ends in `/:id`.
+ */
+export function collectionUrl(req: any, withId: boolean): string {
+  const protocol = typeof req.protocol === 'string' && req.protocol ? req.protocol : 'http';
+  const host = (typeof req.host === 'string' && req.host) || req.headers?.host || 'localhost';
+  let path = String(req.originalUrl ?? req.url ?? '/')
+    .split(/[?#]/)[0]
+    .replace(/\/+$/, '');
+  if (withId) path = path.slice(0, path.lastIndexOf('/'));
+  return `${protocol}://${host}${path}`;
+}
+
+/** `collectionUrl` + `/<id>`. */
+export function detailUrl(collection: string, id: string): string {
+  return `${collection}/${encodeURIComponent(id)}`;
+}
