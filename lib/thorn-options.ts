@@ -1,5 +1,6 @@
 import type { CanActivate, Type } from '@nestjs/common';
 import { lookup as dnsLookup } from 'node:dns';
+import type { TransportOption } from './delivery/axios.transport.js';
 import { DEFAULT_CODECS, type Codec } from './delivery/codecs.js';
 import { sign, type HmacSigner } from './delivery/signing.js';
 import {
@@ -8,6 +9,7 @@ import {
   type RecipientValidator,
 } from './delivery/validators.js';
 import type { Dispatcher } from './dispatchers/dispatcher.js';
+import type { ThornBullOptions } from './dispatchers/bull/bull.types.js';
 import { messages } from './messages.js';
 import type { SubscribersOption } from './subscriptions/recipient.js';
 import { THORN_VERSION } from './thorn.constants.js';
@@ -75,8 +77,12 @@ export interface ThornModuleOptions extends Partial<DeliverySettings> {
   maxResponseBody?: number;
   /** Also send Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`). */
   standardWebhooks?: boolean;
-  /** Bull connection: a Redis URL or Bull queue options (dispatcher 'bull'). */
-  bull?: string | Record<string, unknown>;
+  /** HTTP client: `'undici'` (default), `'axios'` (optional peer, loaded on demand) or your own axios instance. */
+  transport?: TransportOption;
+  /** Bull connection: a Redis URL or Bull queue options (dispatcher 'bull'); default: the app's `BullModule.forRoot()`. */
+  bull?: string | ThornBullOptions;
+  /** With dispatcher 'bull': also process queued jobs in this app (default true); false = producer only. */
+  worker?: boolean;
 }
 
 /** Module options with every default applied, validated once at start-up. */
@@ -102,7 +108,9 @@ export interface ResolvedThornOptions extends DeliverySettings {
   maxPayloadSize: number;
   maxResponseBody: number;
   standardWebhooks: boolean;
-  bull?: string | Record<string, unknown>;
+  transport: TransportOption;
+  bull?: string | ThornBullOptions;
+  worker: boolean;
 }
 
 const KNOWN = new Set([
@@ -133,14 +141,15 @@ const KNOWN = new Set([
   'maxPayloadSize',
   'maxResponseBody',
   'standardWebhooks',
+  'transport',
   'bull',
+  'worker',
   // module extras, validated by the module definition
   'isGlobal',
   'controller',
   'path',
   'subscriberEntity',
   'dataSource',
-  'worker',
 ]);
 
 function num(
@@ -216,6 +225,24 @@ export function resolveThornOptions(o: ThornModuleOptions = {}): ResolvedThornOp
   if (o.bull !== undefined && typeof o.bull !== 'string' && (typeof o.bull !== 'object' || o.bull === null)) {
     throw new Error(messages.badOption('bull', o.bull, 'use a Redis URL or Bull queue options'));
   }
+  const transport = o.transport ?? 'undici';
+  if (
+    transport !== 'undici' &&
+    transport !== 'axios' &&
+    !(
+      (typeof transport === 'object' || typeof transport === 'function') &&
+      transport !== null &&
+      typeof (transport as { request?: unknown }).request === 'function'
+    )
+  ) {
+    throw new Error(
+      messages.badOption(
+        'transport',
+        transport,
+        "use 'undici', 'axios' or an axios instance (AxiosInstance)",
+      ),
+    );
+  }
   return {
     dispatcher,
     timeout: num(o, 'timeout', 3000, 1),
@@ -244,7 +271,9 @@ export function resolveThornOptions(o: ThornModuleOptions = {}): ResolvedThornOp
     maxPayloadSize: num(o, 'maxPayloadSize', 256 * 1024, 1),
     maxResponseBody: num(o, 'maxResponseBody', 64 * 1024, 0),
     standardWebhooks: bool(o, 'standardWebhooks', false),
+    transport,
     bull: o.bull,
+    worker: bool(o, 'worker', true),
   };
 }
 

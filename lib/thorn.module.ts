@@ -3,7 +3,7 @@ import { ModuleRef } from '@nestjs/core';
 import { DeliveryService } from './delivery/delivery.service.js';
 import { THORN_TRANSPORT } from './delivery/transport.token.js';
 import type { Transport } from './delivery/transport.js';
-import { UndiciTransport } from './delivery/undici.transport.js';
+import { createTransport } from './delivery/transport.factory.js';
 import { Dispatcher } from './dispatchers/dispatcher.js';
 import { createDispatcher } from './dispatchers/dispatcher.factory.js';
 import { EventService } from './events/event.service.js';
@@ -23,8 +23,8 @@ import { resolveThornOptions, type ResolvedThornOptions, type ThornModuleOptions
     },
     {
       provide: THORN_TRANSPORT,
-      useFactory: (o: ResolvedThornOptions): Transport =>
-        new UndiciTransport({ lookup: o.lookup, maxResponseBody: o.maxResponseBody }),
+      useFactory: (o: ResolvedThornOptions): Promise<Transport> =>
+        createTransport(o.transport, { lookup: o.lookup, maxResponseBody: o.maxResponseBody }),
       inject: [THORN_OPTIONS],
     },
     {

@@ -8,7 +8,9 @@ import type { Recipient } from '../subscriptions/recipient.js';
 import type { SubscriptionStore } from '../subscriptions/subscription.store.js';
 import { HOOK_HEADERS } from '../thorn.constants.js';
 import type { ResolvedThornOptions } from '../thorn-options.js';
+import { asError } from './io.js';
 import { judgeError, judgeResponse, type AttemptVerdict } from './retry.js';
+import { SecurityError } from './security-error.js';
 import type { Transport, TransportResponse } from './transport.js';
 
 /** Result of one attempt of one delivery. */
@@ -128,38 +130,53 @@ export class DeliveryService {
     });
   }
 
-  /** Makes one attempt; never throws: the outcome says whether it worked and whether to retry. */
+  /**
+   * Makes one attempt; never throws: the outcome says whether it worked and whether to retry. With `allowRedirects`,
+   * 301/302/303/307/308 answers are followed up to `maxRedirects` hops, each re-sending the same POST (same body,
+   * same headers; credentials dropped when the origin changes) through the transport, which validates every hop's
+   * address like the first. A redirect from https to http, or to a non-http(s) URL, is refused.
+   */
   async attempt(req: DeliveryRequest): Promise<AttemptOutcome> {
     req.attempts++;
     const validators = req.validators ?? this.options.recipientValidators;
     let url = req.url;
+    let headers = req.headers;
     try {
       for (let hop = 0; ; hop++) {
         const response = await this.transport.send({
           url,
-          headers: req.headers,
+          headers,
           body: req.body,
           timeout: req.settings.timeout,
           validators,
           keepAlive: req.keepAlive,
         });
         req.status = response.status;
-        const location = response.headers.location;
-        const redirect = response.status >= 300 && response.status < 400 && typeof location === 'string';
-        if (redirect && this.options.allowRedirects && hop < this.options.maxRedirects) {
-          url = new URL(location, url).toString();
-          continue;
+        if (REDIRECTS.has(response.status) && this.options.allowRedirects) {
+          const next = redirectTarget(url, response.headers.location);
+          if (next && hop < this.options.maxRedirects) {
+            const refused = refusedRedirect(url, next);
+            if (refused) {
+              throw new SecurityError(
+                `Recipient blocked: ${originOf(url)} redirected to ${next.protocol}//${next.host}, ${refused}`,
+                { url: `${next.protocol}//${next.host}`, rule: `redirect: ${refused}` },
+              );
+            }
+            if (next.origin !== new URL(req.url).origin) headers = withoutCredentials(req.headers);
+            url = next.href;
+            continue;
+          }
         }
         const verdict = judgeResponse(response);
         if (verdict.gone && req.source === 'stored') await this.unsubscribe(req);
         return {
           verdict,
           response,
-          error: verdict.ok ? undefined : new Error(`${req.url} answered ${response.status}`),
+          error: verdict.ok ? undefined : new Error(failureText(req.url, url, response, this.options)),
         };
       }
     } catch (err) {
-      const error = err instanceof Error ? err : new Error(String(err));
+      const error = asError(err);
       return { verdict: judgeError(error), error };
     }
   }
@@ -174,4 +191,56 @@ export class DeliveryService {
       );
     }
   }
+}
+
+// Statuses that carry a Location to follow (300, 304 and 305 do not).
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+// Dropped on a redirect to another origin, as browsers and fetch do.
+const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
+
+function redirectTarget(from: string, location: string | string[] | undefined): URL | null {
+  const value = Array.isArray(location) ? location[0] : location;
+  if (!value) return null;
+  try {
+    return new URL(value, from);
+  } catch {
+    return null;
+  }
+}
+
+/** Why a redirect may not be followed whatever the validators say: a scheme change away from http(s) or to http. */
+function refusedRedirect(from: string, to: URL): string | null {
+  if (to.protocol !== 'http:' && to.protocol !== 'https:')
+    return `a ${to.protocol} URL (only http and https)`;
+  if (new URL(from).protocol === 'https:' && to.protocol !== 'https:') return 'a downgrade from https';
+  return null;
+}
+
+function withoutCredentials(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(headers).filter(([k]) => !CREDENTIAL_HEADERS.has(k.toLowerCase())),
+  );
+}
+
+function originOf(url: string): string {
+  const u = new URL(url);
+  return `${u.protocol}//${u.host}`;
+}
+
+function failureText(
+  first: string,
+  last: string,
+  res: TransportResponse,
+  o: Pick<ResolvedThornOptions, 'allowRedirects' | 'maxRedirects'>,
+): string {
+  const where = last === first ? first : `${first} (redirected to ${last})`;
+  if (REDIRECTS.has(res.status) || (res.status >= 300 && res.status < 400)) {
+    const why = !o.allowRedirects
+      ? 'redirects are not followed: allowRedirects is off'
+      : redirectTarget(last, res.headers.location)
+        ? `more than maxRedirects (${o.maxRedirects}) redirects`
+        : 'no usable Location header';
+    return `${where} answered ${res.status} (${why})`;
+  }
+  return `${where} answered ${res.status}`;
 }

@@ -24,26 +24,47 @@ export function judgeResponse(res: TransportResponse, now = Date.now()): Attempt
   return verdict;
 }
 
-/** Classifies a thrown error: blocked targets and unencodable requests are final, network errors retryable. */
+// Failures that no retry can fix: a blocked target, a body that cannot be encoded, a malformed URL or request.
+const FINAL_ERRORS = new Set([
+  'SecurityError',
+  'PayloadError',
+  'InvalidUrlError',
+  'InvalidArgumentError',
+  'TypeError',
+]);
+
+/** Classifies a thrown error: blocked targets and unencodable requests are final, network errors and timeouts retryable. */
 export function judgeError(err: unknown): AttemptVerdict {
   const name = (err as Error | undefined)?.name;
-  const final =
-    name === 'SecurityError' || name === 'PayloadError' || name === 'InvalidUrlError' || name === 'TypeError';
-  return { ok: false, retryable: !final, gone: false };
+  return { ok: false, retryable: !(name && FINAL_ERRORS.has(name)), gone: false };
 }
+
+// IMF-fixdate, and the obsolete RFC 850 and asctime forms (RFC 9110 §5.6.7).
+const HTTP_DATE = [
+  /^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/,
+  /^[A-Za-z]{6,9}, \d{2}-[A-Za-z]{3}-\d{2} \d{2}:\d{2}:\d{2} GMT$/,
+  /^[A-Za-z]{3} [A-Za-z]{3} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/,
+];
 
 /** `Retry-After` as delay-seconds or an HTTP date → ms from now; undefined when absent or unparseable. */
 export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
   const v = Array.isArray(value) ? value[0] : value;
   if (!v) return undefined;
   if (/^\s*\d+\s*$/.test(v)) return Number(v) * 1000;
-  const at = Date.parse(v);
+  // Only HTTP-dates: Date.parse alone accepts almost anything ("-5", "1.5") as some date in the past.
+  if (!HTTP_DATE.some((re) => re.test(v.trim()))) return undefined;
+  // asctime dates carry no zone but are GMT
+  const at = Date.parse(v.trim().endsWith('GMT') ? v : `${v.trim()} GMT`);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 /**
- * Delay before retry number `n` (1-based): `retryDelay`, or `retryDelay · 2^(n-1)` ±20 % jitter for exponential
- * backoff; a server's `Retry-After` replaces it. Always capped at `retryDelayMax`.
+ * Delay in ms before retry number `n` (1-based).
+ * - `fixed`: `retryDelay` every time.
+ * - `exponential`: `retryDelay · 2^(n-1)`, capped at `retryDelayMax`, then ±20 % jitter (never above the cap, so
+ *   deliveries that reached the cap still spread out).
+ * - `retryAfter` (a 429/503 answer's `Retry-After`): the retry waits at least that long, but never longer than
+ *   `retryDelayMax`; the backoff still applies when it asks for more.
  */
 export function retryDelayFor(
   settings: DeliverySettings,
@@ -51,10 +72,16 @@ export function retryDelayFor(
   retryAfter?: number,
   random = Math.random,
 ): number {
+  const cap = Math.max(0, settings.retryDelayMax);
   let delay: number;
-  if (retryAfter !== undefined) delay = retryAfter;
-  else if (settings.retryBackoff === 'exponential') {
-    delay = settings.retryDelay * 2 ** (n - 1) * (0.8 + 0.4 * random());
-  } else delay = settings.retryDelay;
-  return Math.round(Math.min(Math.max(0, delay), settings.retryDelayMax));
+  if (settings.retryBackoff === 'exponential') {
+    const base = Math.min(settings.retryDelay * 2 ** Math.max(0, n - 1), cap);
+    delay = Math.min(base * (0.8 + 0.4 * random()), cap);
+  } else {
+    delay = settings.retryDelay;
+  }
+  if (retryAfter !== undefined && Number.isFinite(retryAfter)) {
+    delay = Math.max(delay, Math.min(Math.max(0, retryAfter), cap));
+  }
+  return Math.round(Math.max(0, delay));
 }

@@ -30,6 +30,8 @@ export interface Transport {
 export interface TransportOptions {
   lookup: LookupLike;
   maxResponseBody: number;
+  /** TLS trust: an extra CA (e.g. a private one); `rejectUnauthorized: false` is for tests only. */
+  tls?: { ca?: string | Buffer; rejectUnauthorized?: boolean };
 }
 
 /** A request that did not answer within its timeout. */

@@ -1,4 +1,5 @@
 import { Agent } from 'undici';
+import { readCapped } from './io.js';
 import { createSafeConnector } from './safe-connect.js';
 import {
   DeliveryTimeoutError,
@@ -9,6 +10,8 @@ import {
 } from './transport.js';
 import type { RecipientValidator } from './validators.js';
 
+// Pools kept per validator list; beyond this the oldest is closed.
+const MAX_AGENTS = 32;
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 /**
@@ -24,41 +27,62 @@ export class UndiciTransport implements Transport {
     let agent = this.agents.get(validators);
     if (!agent) {
       agent = new Agent({
-        connect: createSafeConnector({ validators, lookup: this.options.lookup }),
+        connect: createSafeConnector({ validators, lookup: this.options.lookup, tls: this.options.tls }),
         keepAliveTimeout: 30_000,
         connections: null,
       });
       this.agents.set(validators, agent);
+      if (this.agents.size > MAX_AGENTS) {
+        // e.g. a new validator array per send(): close the oldest pool (in-flight requests finish first)
+        const [oldest, old] = this.agents.entries().next().value!;
+        this.agents.delete(oldest);
+        void old.close().catch(() => old.destroy());
+      }
     }
     return agent;
   }
 
   async send(req: TransportRequest): Promise<TransportResponse> {
-    const url = new URL(req.url);
-    const signal = AbortSignal.timeout(req.timeout);
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    // undici applies an abort only once the request has a connection, so a slow lookup or connect is raced here:
+    // the timeout covers connect + response.
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        controller.abort();
+        reject(new DeliveryTimeoutError(req.url, req.timeout));
+      }, req.timeout);
+    });
     try {
-      const res = await this.agentFor(req.validators).request({
-        origin: url.origin,
-        path: `${url.pathname}${url.search}`,
-        method: 'POST',
-        headers: req.headers,
-        body: req.body,
-        signal,
-        headersTimeout: req.timeout,
-        bodyTimeout: req.timeout,
-        reset: !req.keepAlive,
-      });
-      const body = await readCapped(res.body, this.options.maxResponseBody);
-      return { status: res.statusCode, headers: res.headers, body };
+      return await Promise.race([this.exchange(req, controller.signal), timedOut]);
     } catch (err) {
       const e = err as { name?: string; code?: string; cause?: unknown };
       if (e?.name === 'SecurityError') throw err;
       if ((e?.cause as Error | undefined)?.name === 'SecurityError') throw e.cause;
-      if (signal.aborted || e?.name === 'TimeoutError' || (e?.code && TIMEOUT_CODES.has(e.code))) {
+      if (controller.signal.aborted || e?.name === 'TimeoutError' || (e?.code && TIMEOUT_CODES.has(e.code))) {
         throw new DeliveryTimeoutError(req.url, req.timeout);
       }
       throw err;
+    } finally {
+      clearTimeout(timer);
     }
+  }
+
+  private async exchange(req: TransportRequest, signal: AbortSignal): Promise<TransportResponse> {
+    const url = new URL(req.url);
+    const res = await this.agentFor(req.validators).request({
+      origin: url.origin,
+      path: `${url.pathname}${url.search}`,
+      method: 'POST',
+      headers: req.headers,
+      body: req.body,
+      signal,
+      headersTimeout: req.timeout,
+      bodyTimeout: req.timeout,
+      reset: !req.keepAlive,
+    });
+    const body = await readCapped(res.body, this.options.maxResponseBody);
+    return { status: res.statusCode, headers: res.headers, body };
   }
 
   async close(): Promise<void> {
@@ -66,25 +90,4 @@ export class UndiciTransport implements Transport {
     this.agents.clear();
     await Promise.all(agents.map((a) => a.close().catch(() => a.destroy())));
   }
-}
-
-/** Reads at most `cap` bytes of a response body, then drops the rest (never buffers unbounded). */
-async function readCapped(
-  body: AsyncIterable<Buffer> & { destroy(): unknown },
-  cap: number,
-): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    const room = cap - size;
-    if (room > 0) {
-      chunks.push(chunk.length > room ? chunk.subarray(0, room) : chunk);
-      size += Math.min(room, chunk.length);
-    }
-    if (size >= cap) {
-      body.destroy();
-      break;
-    }
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }

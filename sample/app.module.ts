@@ -1,0 +1,75 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import type { DataSourceOptions } from 'typeorm';
+import {
+  Subscriber,
+  ThornModule,
+  blockInternalIps,
+  ensureProtocol,
+  type DispatcherOption,
+} from 'nestjs-thorn';
+import { ArticlesController } from './articles.controller.js';
+import { BearerAuthGuard } from './auth.js';
+import { Account, Article, Author, Tag, User } from './entities.js';
+import { SeedService } from './seed.js';
+
+/** The sample's settings, from the environment (all optional). */
+export interface SampleConfig {
+  /** PostgreSQL URL; without it a SQLite file is used. */
+  databaseUrl?: string;
+  /** SQLite file (default `sample.sqlite`; `:memory:` for tests). */
+  sqliteFile?: string;
+  dispatcher?: DispatcherOption;
+  redisUrl?: string;
+  port?: number;
+}
+
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): SampleConfig {
+  return {
+    databaseUrl: env.DATABASE_URL,
+    sqliteFile: env.SQLITE_FILE,
+    dispatcher: (env.THORN_DISPATCHER as DispatcherOption | undefined) ?? 'direct',
+    redisUrl: env.REDIS_URL,
+    port: env.PORT ? Number(env.PORT) : 3000,
+  };
+}
+
+const entities = [User, Account, Author, Tag, Article, Subscriber];
+
+@Module({})
+export class AppModule {
+  static forRoot(config: SampleConfig = configFromEnv()): DynamicModule {
+    const database: DataSourceOptions = config.databaseUrl
+      ? { type: 'postgres', url: config.databaseUrl, entities, synchronize: true }
+      : {
+          type: 'better-sqlite3',
+          database: config.sqliteFile ?? 'sample.sqlite',
+          entities,
+          synchronize: true,
+        };
+    return {
+      module: AppModule,
+      imports: [
+        TypeOrmModule.forRoot(database),
+        TypeOrmModule.forFeature([User, Author, Tag, Article]),
+        ThornModule.forRoot({
+          dispatcher: config.dispatcher ?? 'direct',
+          ...(config.dispatcher === 'bull' ? { bull: config.redisUrl ?? 'redis://127.0.0.1:6379' } : {}),
+          baseUrl: `http://localhost:${config.port ?? 3000}`,
+          timeout: 5_000,
+          retryDelay: 2_000,
+          retryBackoff: 'exponential',
+          // SAMPLE ONLY: the demo's receiver runs on this machine, so loopback targets are allowed here.
+          // A real app keeps the default validators (no internal addresses, ports 80/443 only).
+          recipientValidators: [
+            blockInternalIps({ allow: ['127.0.0.0/8', '::1/128'] }),
+            ensureProtocol('http', 'https'),
+          ],
+        }),
+      ],
+      controllers: [ArticlesController],
+      providers: [SeedService, { provide: APP_GUARD, useClass: BearerAuthGuard }],
+    };
+  }
+}
