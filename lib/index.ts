@@ -114,3 +114,15 @@ export {
 } from './typeorm/model-events.js';
 export { ModelEventSubscriber } from './typeorm/model-event.subscriber.js';
 export { ModelEventsMetadataAccessor } from './typeorm/model-events.metadata-accessor.js';
+export type { TransportOptions } from './delivery/transport.js';
+export { AxiosTransport, type AxiosInstanceLike, type TransportOption } from './delivery/axios.transport.js';
+export { createTransport } from './delivery/transport.factory.js';
+export { createSafeAgents, type SafeAgentOptions, type SafeAgents } from './delivery/safe-agent.js';
+export {
+  judgeResponse,
+  judgeError,
+  parseRetryAfter,
+  retryDelayFor,
+  type AttemptVerdict,
+} from './delivery/retry.js';
+export { ModelEventEmitter } from './typeorm/model-event.emitter.js';

@@ -16,10 +16,14 @@ export const messages = {
     `Cannot send "${event}": the encoded body is ${size} bytes, over maxPayloadSize (${max}); send less data or raise the option`,
   noCodec: (contentType: string) =>
     `No codec for content type "${contentType}": add it to the "codecs" option`,
-  bullNotYet: () =>
-    "dispatcher: 'bull' is not available in this release of nestjs-thorn yet: use 'direct' (see README, Known limits)",
+  bullNoConnection: (why: string) =>
+    `dispatcher: 'bull' needs a Redis connection (${why}): set the "bull" option to a Redis URL or Bull queue options, or import BullModule.forRoot(...) from @nestjs/bull`,
+  bullCallbacks: (event: string) =>
+    `Cannot send "${event}" with onSuccess/onError/onTimeout through the bull dispatcher: functions can't cross the queue. Drop the callbacks, or send this event with dispatcher: 'direct' (Event option)`,
+  bullValidators: (event: string) =>
+    `Cannot send "${event}" with its own recipientValidators through the bull dispatcher: workers check every URL with the module's recipientValidators. Set them on ThornModule, or send this event with dispatcher: 'direct'`,
   bullMissing: (cause: string) =>
-    `dispatcher: 'bull' needs the optional packages "@nestjs/bull" and "bull": npm install @nestjs/bull bull (${cause})`,
+    `dispatcher: 'bull' needs the optional package "bull" (and "@nestjs/bull" to reuse BullModule.forRoot): npm install bull @nestjs/bull (${cause})`,
 };
 
 function describe(v: unknown): string {

@@ -16,8 +16,22 @@ export async function createDispatcher(
   if (option === 'direct') return new DirectDispatcher(delivery, options.concurrency);
   if (option === 'disabled') return new DisabledDispatcher();
   if (option === 'bull') {
-    throw new Error(messages.bullNotYet());
+    // loaded only here, so apps on other dispatchers never need the optional `bull` package
+    let bull: typeof import('./bull/bull.dispatcher.js');
+    try {
+      bull = await import('./bull/bull.dispatcher.js');
+    } catch (err) {
+      if (isMissingBull(err)) throw new Error(messages.bullMissing((err as Error).message), { cause: err });
+      throw err;
+    }
+    return bull.BullDispatcher.create(options, delivery, moduleRef);
   }
   if (typeof option === 'function') return moduleRef.create(option);
   throw new Error(messages.unknownDispatcher(option));
+}
+
+/** The import failed because a package is missing: `bull` itself or one of its dependencies (our files ship in dist). */
+function isMissingBull(err: unknown): boolean {
+  const code = (err as { code?: string } | undefined)?.code;
+  return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
 }

@@ -5,6 +5,7 @@ import { THORN_TRANSPORT } from '../delivery/transport.token.js';
 import type { Transport } from '../delivery/transport.js';
 import { Dispatcher } from '../dispatchers/dispatcher.js';
 import { createDispatcher } from '../dispatchers/dispatcher.factory.js';
+import type { ThornQueueStats } from '../dispatchers/bull/bull.types.js';
 import type { Recipient, SubscriberSpec, SubscribersOption } from '../subscriptions/recipient.js';
 import { hasUnsignedStatic } from '../subscriptions/static-subscribers.js';
 import { THORN_OPTIONS } from '../thorn.constants.js';
@@ -86,6 +87,15 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
       return { event: name, deliveries: [], buffered: true };
     }
     return dispatcher.dispatch(envelope);
+  }
+
+  /**
+   * Job counts of the dispatcher's queue (waiting / active / delayed / failed / completed) with the bull dispatcher;
+   * null for dispatchers without a queue.
+   */
+  async queueStats(): Promise<ThornQueueStats | null> {
+    const d = this.dispatcher as Dispatcher & { queueStats?: () => Promise<ThornQueueStats> };
+    return typeof d.queueStats === 'function' ? d.queueStats() : null;
   }
 
   /** Who would receive event `name` sent by `sender`: static, then stored, then none of any event's own. */

@@ -1,0 +1,186 @@
+// What crosses the Bull queue, and the pure helpers around it (no `bull` import: unit-testable without Redis).
+import { createHash, createHmac } from 'node:crypto';
+import type { DeliveryRequest } from '../../events/envelope.js';
+import type { Recipient } from '../../subscriptions/recipient.js';
+import type { DeliverySettings } from '../../thorn-options.js';
+import { HOOK_HEADERS } from '../../thorn.constants.js';
+
+/** Job names on the `thorn` queue. */
+export const JOB = {
+  /** 1..chunkSize sent events: the worker resolves their recipients and signs their requests. */
+  event: 'event',
+  /** Up to chunkSize signed requests, fanned out by an event job. */
+  chunk: 'chunk',
+  /** One failed request, delayed per the retry policy. */
+  retry: 'retry',
+} as const;
+
+/** One sent event as it crosses the queue: JSON only, no functions. */
+export interface QueuedEvent {
+  /** Assigned at send time; seeds the delivery ids so they are the same however often a worker prepares them. */
+  id: string;
+  name: string;
+  /** JSON-safe body (data + requestData, or the model-event message). */
+  body: unknown;
+  sender: string | null;
+  /** JSON-safe context for callback subscribers (resolved by the worker). */
+  context: Record<string, unknown>;
+  headers: Record<string, string>;
+  settings: DeliverySettings;
+  keepAlive: boolean;
+  /** The event's own subscribers, resolved by the producer at send time (they may be functions). */
+  recipients?: Recipient[];
+}
+
+/** Data of an `event` job. */
+export interface EventJobData {
+  events: QueuedEvent[];
+}
+
+/** Exact body bytes: UTF-8 text when that round-trips byte for byte, else Base64. */
+export interface WireBody {
+  enc: 'utf8' | 'base64';
+  data: string;
+}
+
+/** A signed request as it crosses the queue (a chunk or a retry). */
+export interface WireRequest {
+  id: string;
+  event: string;
+  subscription: string;
+  url: string;
+  contentType: string;
+  /** Every header sent, `Hook-*`, signature and custom ones included. */
+  headers: Record<string, string>;
+  settings: DeliverySettings;
+  keepAlive: boolean;
+  /** Attempts already made. */
+  attempts: number;
+  source: DeliveryRequest['source'];
+  /** Index into the job's `bodies`. */
+  body: number;
+}
+
+/** Data of `chunk` and `retry` jobs: requests sharing a few bodies. */
+export interface RequestsJobData {
+  bodies: WireBody[];
+  requests: WireRequest[];
+}
+
+/** A UUID-shaped delivery id derived from the event id and the recipient: stable across re-preparation. */
+export function stableDeliveryId(eventId: string, r: Recipient, occurrence: number): string {
+  const h = createHash('sha1')
+    .update(`thorn-delivery\n${eventId}\n${r.source}\n${r.id}\n${r.url}\n${occurrence}`)
+    .digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16], 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/**
+ * Replaces the random ids `DeliveryService.prepare()` gave `requests` (one per recipient, same order) with stable ones,
+ * so a worker that prepares an event again after a crash sends the same `Hook-Delivery` values.
+ */
+export function useStableIds(eventId: string, requests: DeliveryRequest[], recipients: Recipient[]): void {
+  if (requests.length !== recipients.length) {
+    throw new Error(
+      `Internal error: ${requests.length} requests prepared for ${recipients.length} recipients (bull dispatcher)`,
+    );
+  }
+  const seen = new Map<string, number>();
+  requests.forEach((req, i) => {
+    const r = recipients[i];
+    const key = `${r.source}\n${r.id}\n${r.url}`;
+    const occurrence = seen.get(key) ?? 0;
+    seen.set(key, occurrence + 1);
+    const id = stableDeliveryId(eventId, r, occurrence);
+    req.id = id;
+    req.headers[HOOK_HEADERS.delivery] = id;
+    // Standard Webhooks signs the id: sign again with the new one
+    const ts = req.headers['webhook-timestamp'];
+    if (req.headers['webhook-id'] !== undefined && ts !== undefined && r.hmacSecret) {
+      const signed = createHmac('sha256', r.hmacSecret)
+        .update(`${id}.${ts}.`)
+        .update(req.body)
+        .digest('base64');
+      req.headers['webhook-id'] = id;
+      req.headers['webhook-signature'] = `v1,${signed}`;
+    }
+  });
+}
+
+/** `scheme://host:port` with the default port filled in; '' for an unparseable URL. */
+export function originOf(url: string): [string, string, number] {
+  try {
+    const u = new URL(url);
+    const port = u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : u.protocol === 'http:' ? 80 : 0;
+    return [u.protocol.toLowerCase(), u.hostname.toLowerCase(), port];
+  } catch {
+    return ['', '', 0];
+  }
+}
+
+/** Orders requests by (scheme, host, port), keeping the recipient order within an origin (stable sort). */
+export function byOrigin<T extends { url: string }>(requests: T[]): T[] {
+  const keyed = requests.map((r) => ({ r, o: originOf(r.url) }));
+  keyed.sort((a, b) => a.o[0].localeCompare(b.o[0]) || a.o[1].localeCompare(b.o[1]) || a.o[2] - b.o[2]);
+  return keyed.map((k) => k.r);
+}
+
+/** Splits `items` into arrays of at most `size`. */
+export function chunked<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Requests → job data; a body shared by several requests (same event and content type) is stored once. */
+export function toWire(requests: DeliveryRequest[]): RequestsJobData {
+  const bodies: WireBody[] = [];
+  const index = new Map<string | Buffer, number>();
+  const wire = requests.map((req) => {
+    let i = index.get(req.body);
+    if (i === undefined) {
+      i = bodies.push(encodeBody(req.body)) - 1;
+      index.set(req.body, i);
+    }
+    return {
+      id: req.id,
+      event: req.event,
+      subscription: req.subscription,
+      url: req.url,
+      contentType: req.contentType,
+      headers: req.headers,
+      settings: req.settings,
+      keepAlive: req.keepAlive,
+      attempts: req.attempts,
+      source: req.source,
+      body: i,
+    };
+  });
+  return { bodies, requests: wire };
+}
+
+/** Job data → requests ready for `DeliveryService.attempt()` (the module's validators apply). */
+export function fromWire(data: RequestsJobData): DeliveryRequest[] {
+  const bodies = data.bodies.map((b) => Buffer.from(b.data, b.enc));
+  return data.requests.map((w) => ({
+    id: w.id,
+    event: w.event,
+    subscription: w.subscription,
+    url: w.url,
+    contentType: w.contentType,
+    headers: { ...w.headers },
+    body: bodies[w.body],
+    settings: w.settings,
+    keepAlive: w.keepAlive,
+    attempts: w.attempts,
+    source: w.source,
+  }));
+}
+
+function encodeBody(body: string | Buffer): WireBody {
+  const buf = typeof body === 'string' ? Buffer.from(body) : body;
+  const text = buf.toString('utf8');
+  return Buffer.from(text, 'utf8').equals(buf)
+    ? { enc: 'utf8', data: text }
+    : { enc: 'base64', data: buf.toString('base64') };
+}

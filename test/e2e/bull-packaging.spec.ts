@@ -1,0 +1,82 @@
+// `bull` and `@nestjs/bull` are optional peers: the package root never loads them, and a missing one gives a clear
+// error only when `dispatcher: 'bull'` is used. Checks the BUILT package (npm test builds dist/ first).
+import { describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+
+const dist = resolve('dist');
+const BULL = /^(bull|@nestjs\/bull)(\/|$)/;
+
+/** Specifiers a file loads statically (`import … from`, `export … from`, `import '…'`; and `import('…')` in d.ts). */
+function specifiers(file: string, withTypeImports: boolean): string[] {
+  let src = readFileSync(file, 'utf8');
+  src = src.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+  const out = [...src.matchAll(/(?:^|[\s;])(?:import|export)\s[^'"]*?\sfrom\s*['"]([^'"]+)['"]/g)].map(
+    (m) => m[1],
+  );
+  out.push(...[...src.matchAll(/(?:^|[\s;])import\s*['"]([^'"]+)['"]/g)].map((m) => m[1]));
+  if (withTypeImports) out.push(...[...src.matchAll(/import\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => m[1]));
+  return out;
+}
+
+/** Every file reachable from `entry` through static imports, and every package specifier they use. */
+function graph(entry: string, withTypeImports: boolean) {
+  const files = new Set<string>();
+  const packages = new Set<string>();
+  const todo = [entry];
+  while (todo.length) {
+    const file = todo.pop()!;
+    if (files.has(file)) continue;
+    files.add(file);
+    for (const spec of specifiers(file, withTypeImports)) {
+      if (!spec.startsWith('.')) packages.add(spec);
+      else {
+        const target = join(dirname(file), withTypeImports ? spec.replace(/\.js$/, '.d.ts') : spec);
+        if (existsSync(target)) todo.push(target);
+      }
+    }
+  }
+  return { files: [...files].map((f) => f.slice(dist.length + 1)), packages: [...packages] };
+}
+
+describe('bull is an optional peer', () => {
+  it('dist/index.js never loads bull or the bull dispatcher, directly or transitively', () => {
+    const { files, packages } = graph(join(dist, 'index.js'), false);
+    expect(files.length).toBeGreaterThan(20);
+    expect(files).toContain('dispatchers/dispatcher.factory.js');
+    expect(packages.filter((p) => BULL.test(p))).toEqual([]);
+    expect(files.filter((f) => f.startsWith('dispatchers/bull/'))).toEqual([]);
+    // the factory reaches it only through a dynamic import
+    expect(readFileSync(join(dist, 'dispatchers/dispatcher.factory.js'), 'utf8')).toMatch(
+      /await import\('\.\/bull\/bull\.dispatcher\.js'\)/,
+    );
+  });
+
+  it('dist/index.d.ts never references bull types, directly or transitively', () => {
+    const { files, packages } = graph(join(dist, 'index.d.ts'), true);
+    expect(files).toContain('thorn-options.d.ts');
+    expect(packages.filter((p) => BULL.test(p))).toEqual([]);
+    // only the dependency-free public types of the bull dispatcher are reachable
+    expect(files.filter((f) => f.startsWith('dispatchers/bull/'))).toEqual([
+      'dispatchers/bull/bull.types.d.ts',
+    ]);
+  });
+
+  it('the lazily loaded dispatcher is what imports bull (so the checks above can fail)', () => {
+    const { packages } = graph(join(dist, 'dispatchers/bull/bull.dispatcher.js'), false);
+    expect(packages).toContain('bull');
+  });
+
+  it("works without bull installed unless dispatcher: 'bull' is used, which then fails with a clear message", () => {
+    const out = execFileSync(process.execPath, ['test/fixtures/bull-missing.mjs'], {
+      env: { ...process.env, NODE_OPTIONS: '' },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    const result = JSON.parse(out.trim().split('\n').pop()!);
+    expect(result.direct).toBe('ok');
+    expect(result.bull).toMatch(/dispatcher: 'bull' needs the optional package "bull".*npm install bull/);
+    expect(result.bull).toMatch(/Cannot find package 'bull'/);
+  });
+});
