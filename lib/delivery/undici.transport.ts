@@ -1,5 +1,4 @@
 import { Agent } from 'undici';
-import { readCapped } from './io.js';
 import { createSafeConnector } from './safe-connect.js';
 import {
   DeliveryTimeoutError,
@@ -12,6 +11,7 @@ import type { RecipientValidator } from './validators.js';
 
 // Pools kept per validator list; beyond this the oldest is closed.
 const MAX_AGENTS = 32;
+const MAX_CACHED_URLS = 10_000;
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 /**
@@ -20,6 +20,7 @@ const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEO
  */
 export class UndiciTransport implements Transport {
   private readonly agents = new Map<RecipientValidator[], Agent>();
+  private readonly targets = new Map<string, { origin: string; path: string }>();
 
   constructor(private readonly options: TransportOptions) {}
 
@@ -42,47 +43,86 @@ export class UndiciTransport implements Transport {
     return agent;
   }
 
-  async send(req: TransportRequest): Promise<TransportResponse> {
-    const controller = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    // undici applies an abort only once the request has a connection, so a slow lookup or connect is raced here:
-    // the timeout covers connect + response.
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        controller.abort();
-        reject(new DeliveryTimeoutError(req.url, req.timeout));
+  /**
+   * One POST through undici's low-level `dispatch` (no AbortController, response stream or async iterator per
+   * request: this is the per-delivery hot path). The timer covers connect + response: undici only hands out the abort
+   * function once connected, so a timeout during lookup/connect settles the promise and aborts on connect.
+   */
+  send(req: TransportRequest): Promise<TransportResponse> {
+    const { origin, path } = this.target(req.url);
+    const cap = this.options.maxResponseBody;
+    return new Promise<TransportResponse>((resolve, reject) => {
+      let abort: ((reason?: Error) => void) | undefined;
+      let settled = false;
+      let status = 0;
+      let headers: TransportResponse['headers'] = {};
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const settle = (err: unknown, res?: TransportResponse) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err) reject(translateError(err, req));
+        else resolve(res!);
+      };
+      const timer = setTimeout(() => {
+        const err = new DeliveryTimeoutError(req.url, req.timeout);
+        settle(err);
+        abort?.(err);
       }, req.timeout);
+      const respond = () => settle(null, { status, headers, body: Buffer.concat(chunks).toString('utf8') });
+      this.agentFor(req.validators).dispatch(
+        {
+          origin,
+          path,
+          method: 'POST',
+          headers: req.headers,
+          body: req.body,
+          headersTimeout: req.timeout,
+          bodyTimeout: req.timeout,
+          reset: !req.keepAlive,
+        },
+        {
+          onConnect(a: (reason?: Error) => void) {
+            abort = a;
+            if (settled) a(new DeliveryTimeoutError(req.url, req.timeout));
+          },
+          onHeaders(statusCode: number, rawHeaders: Buffer[]) {
+            status = statusCode;
+            headers = parseRawHeaders(rawHeaders);
+            return true;
+          },
+          onData(chunk: Buffer) {
+            const room = cap - size;
+            if (room > 0) {
+              chunks.push(chunk.length > room ? chunk.subarray(0, room) : chunk);
+              size += Math.min(room, chunk.length);
+            }
+            if (size >= cap) {
+              // enough read: answer now and drop the rest with the connection (never buffer unbounded)
+              respond();
+              abort?.();
+              return false;
+            }
+            return true;
+          },
+          onComplete: respond,
+          onError: (err: Error) => settle(err),
+        } as any,
+      );
     });
-    try {
-      return await Promise.race([this.exchange(req, controller.signal), timedOut]);
-    } catch (err) {
-      const e = err as { name?: string; code?: string; cause?: unknown };
-      if (e?.name === 'SecurityError') throw err;
-      if ((e?.cause as Error | undefined)?.name === 'SecurityError') throw e.cause;
-      if (controller.signal.aborted || e?.name === 'TimeoutError' || (e?.code && TIMEOUT_CODES.has(e.code))) {
-        throw new DeliveryTimeoutError(req.url, req.timeout);
-      }
-      throw err;
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
-  private async exchange(req: TransportRequest, signal: AbortSignal): Promise<TransportResponse> {
-    const url = new URL(req.url);
-    const res = await this.agentFor(req.validators).request({
-      origin: url.origin,
-      path: `${url.pathname}${url.search}`,
-      method: 'POST',
-      headers: req.headers,
-      body: req.body,
-      signal,
-      headersTimeout: req.timeout,
-      bodyTimeout: req.timeout,
-      reset: !req.keepAlive,
-    });
-    const body = await readCapped(res.body, this.options.maxResponseBody);
-    return { status: res.statusCode, headers: res.headers, body };
+  /** origin + path of a URL; cached, since the same subscriber URLs come back for every event. */
+  private target(url: string): { origin: string; path: string } {
+    let t = this.targets.get(url);
+    if (!t) {
+      const u = new URL(url);
+      t = { origin: u.origin, path: `${u.pathname}${u.search}` };
+      if (this.targets.size >= MAX_CACHED_URLS) this.targets.clear();
+      this.targets.set(url, t);
+    }
+    return t;
   }
 
   async close(): Promise<void> {
@@ -90,4 +130,26 @@ export class UndiciTransport implements Transport {
     this.agents.clear();
     await Promise.all(agents.map((a) => a.close().catch(() => a.destroy())));
   }
+}
+
+/** Errors as callers expect them: the connector's SecurityError itself, and every kind of timeout as one type. */
+function translateError(err: unknown, req: TransportRequest): unknown {
+  const e = err as { name?: string; code?: string; cause?: unknown };
+  if (e?.name === 'SecurityError' || e?.name === 'DeliveryTimeoutError') return err;
+  if ((e?.cause as Error | undefined)?.name === 'SecurityError') return e.cause;
+  if (e?.name === 'TimeoutError' || (e?.code && TIMEOUT_CODES.has(e.code)))
+    return new DeliveryTimeoutError(req.url, req.timeout);
+  return err;
+}
+
+/** undici's raw header list → lower-case names, repeated headers as arrays. */
+function parseRawHeaders(raw: Buffer[]): TransportResponse['headers'] {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const key = raw[i].toString('latin1').toLowerCase();
+    const value = raw[i + 1].toString('latin1');
+    const prev = out[key];
+    out[key] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+  }
+  return out;
 }
