@@ -8,7 +8,7 @@ import { bodyOfSize, medianOf, quantile, round } from './lib.mjs';
 
 const CONCURRENCY = 64;
 
-async function rawUndici(receiver, total, body) {
+async function rawUndici(receiver, total, body, extraHeaders = {}) {
   const agent = new Agent({ keepAliveTimeout: 30_000, connections: null });
   const { origin } = new URL(receiver.url);
   const payload = JSON.stringify(body);
@@ -24,7 +24,7 @@ async function rawUndici(receiver, total, body) {
           origin,
           path: '/raw',
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', ...extraHeaders },
           body: payload,
         });
         await res.body.dump();
@@ -87,7 +87,29 @@ async function thorn(receiver, k, total, body, transport) {
   };
 }
 
-/** Rows for K = 1, 10, 100 (and the axios transport if available), each the median of `runs` runs. */
+/** Runs `fn` and adds the receiver's CPU use during it (1.0 = one core busy) and the sender's CPU µs per request. */
+async function withReceiverCpu(receiver, fn) {
+  const a = await receiver.stats();
+  const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  const r = await fn();
+  const c = process.cpuUsage(c0);
+  const b = await receiver.stats();
+  const cpu = b.cpuUserMs + b.cpuSystemMs - (a.cpuUserMs + a.cpuSystemMs);
+  const count = b.requests - a.requests;
+  return { ...r, receiverCpu: cpu / (performance.now() - t0), senderCpuUs: (c.user + c.system) / count };
+}
+
+// What a delivery carries besides the body: the raw client sends the same header bytes in the second baseline.
+const SAME_HEADERS = {
+  'user-agent': 'nestjs-thorn/0.1.0',
+  'hook-event': 'article.created',
+  'hook-delivery': '3f1c8a0e-8d6f-4f55-9d0b-1a4a7f0e2b61',
+  'hook-subscription': '0b6f0c1e-5c55-4a8b-9b39-2a5b0f6e4d11',
+  'hook-hmac': 'NoW4PnbIMVpqi579pkYHK2uiHnILE/kWwJ6U+89ZOxg=',
+};
+
+/** Rows for K = 1, 10, 100, each the median of `runs` runs, against two raw-undici baselines measured in this run. */
 export async function directThroughput(
   receiver,
   { runs = 3, total = 30_000, bodySize = 300, transports = ['undici'] } = {},
@@ -97,11 +119,36 @@ export async function directThroughput(
   // warm up both paths (JIT, connections)
   await rawUndici(receiver, 3000, body);
   await thorn(receiver, 10, 3000, body);
-  const baseline = await medianOf(runs, 'perSecond', () => rawUndici(receiver, total, body));
+  const baseline = await medianOf(runs, 'perSecond', () =>
+    withReceiverCpu(receiver, () => rawUndici(receiver, total, body)),
+  );
+  const sameHeaders = await medianOf(runs, 'perSecond', () =>
+    withReceiverCpu(receiver, () => rawUndici(receiver, total, body, SAME_HEADERS)),
+  );
+  for (const b of [
+    [baseline, `raw undici keep-alive, c=${CONCURRENCY}, body only`],
+    [sameHeaders, `raw undici keep-alive, c=${CONCURRENCY}, same headers as a delivery`],
+  ]) {
+    rows.push({
+      scenario: 'direct throughput',
+      case: `baseline: ${b[1]}`,
+      value: round(b[0].perSecond, 0),
+      unit: 'requests/s',
+      p50ms: round(b[0].p50, 2),
+      p99ms: round(b[0].p99, 2),
+      baseline: round(baseline.perSecond, 0),
+      ratio: round(b[0].perSecond / baseline.perSecond, 2),
+      receiverCpu: round(b[0].receiverCpu, 2),
+      senderCpuUs: round(b[0].senderCpuUs, 1),
+      runs: b[0].runs,
+    });
+  }
   for (const transport of transports) {
     for (const k of [1, 10, 100]) {
       const r = await medianOf(runs, 'perSecond', () =>
-        thorn(receiver, k, total, body, transport === 'undici' ? undefined : transport),
+        withReceiverCpu(receiver, () =>
+          thorn(receiver, k, total, body, transport === 'undici' ? undefined : transport),
+        ),
       );
       rows.push({
         scenario: 'direct throughput',
@@ -111,8 +158,11 @@ export async function directThroughput(
         p50ms: round(r.p50, 2),
         p99ms: round(r.p99, 2),
         baseline: round(baseline.perSecond, 0),
-        baselineName: `raw undici keep-alive, c=${CONCURRENCY}, unsigned`,
+        baselineName: `raw undici keep-alive, c=${CONCURRENCY}, body only`,
         ratio: round(r.perSecond / baseline.perSecond, 2),
+        ratioSameHeaders: round(r.perSecond / sameHeaders.perSecond, 2),
+        receiverCpu: round(r.receiverCpu, 2),
+        senderCpuUs: round(r.senderCpuUs, 1),
         target: '>= 0.8',
         runs: r.runs,
       });

@@ -20,13 +20,19 @@ const print = (r) =>
   console.log(
     [
       r.scenario.padEnd(18),
-      r.case.padEnd(34),
+      r.case.padEnd(44),
       `${r.value} ${r.unit}`.padEnd(24),
       `baseline ${r.baseline}`.padEnd(18),
       `ratio ${r.ratio}`.padEnd(12),
       r.p99ms !== undefined ? `p50 ${r.p50ms} ms p99 ${r.p99ms} ms` : '',
       r.target ? `target ${r.target}` : '',
-    ].join(' '),
+      r.ratioSameHeaders !== undefined ? `(vs same-headers baseline ${r.ratioSameHeaders})` : '',
+      r.receiverCpu !== undefined ? `receiver CPU ${r.receiverCpu}` : '',
+      r.senderCpuUs !== undefined ? `sender ${r.senderCpuUs} µs CPU/request` : '',
+      r.note ?? '',
+    ]
+      .filter(Boolean)
+      .join(' '),
   );
 const record = (r) => {
   rows.push(r);

@@ -4,6 +4,8 @@
  */
 export function matchesPattern(pattern: string, name: string): boolean {
   if (pattern === '*' || pattern === '#') return true;
+  if (pattern === name) return true;
+  if (!pattern.includes('*') && !pattern.includes('#')) return false;
   return matchWords(pattern.split('.'), 0, name.split('.'), 0);
 }
 

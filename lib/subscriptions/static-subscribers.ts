@@ -23,8 +23,9 @@ export async function resolveSubscribers(
 ): Promise<Recipient[]> {
   const out: Recipient[] = [];
   if (!option) return out;
-  for (const [pattern, spec] of Object.entries(option)) {
-    if (matchesPattern(pattern, event)) await collect(spec, pattern, event, context, defaults, out);
+  for (const pattern in option) {
+    if (matchesPattern(pattern, event))
+      await collector(pattern, event, context, defaults, out)(option[pattern]);
   }
   return out;
 }
@@ -36,34 +37,48 @@ function isAsyncIterable(v: object): v is AsyncIterable<SubscriberSpec> {
   return typeof (v as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
 }
 
-async function collect(
-  spec: SubscriberSpec,
+type Collector = (spec: SubscriberSpec) => void | Promise<void>;
+
+/**
+ * Walks one subscriber spec into `out`, in order. Synchronous for plain values and arrays of them (the common case,
+ * on every event); it only returns a promise when a callback, promise or async iterable makes it wait.
+ */
+function collector(
   pattern: string,
   event: string,
   context: SubscriberContext,
   defaults: ResolveDefaults,
   out: Recipient[],
-): Promise<void> {
-  if (!spec) return;
-  if (typeof spec === 'string') {
-    out.push(toRecipient({ url: spec }, pattern, defaults));
-  } else if (typeof spec === 'function') {
-    await collect(spec(event, context), pattern, event, context, defaults, out);
-  } else if (typeof (spec as PromiseLike<unknown>).then === 'function') {
-    const resolved = (await (spec as PromiseLike<unknown>)) as SubscriberSpec;
-    await collect(resolved, pattern, event, context, defaults, out);
-  } else if (isIterable(spec)) {
-    for (const item of spec) await collect(item, pattern, event, context, defaults, out);
-  } else if (isAsyncIterable(spec)) {
-    for await (const item of spec)
-      await collect(item as SubscriberSpec, pattern, event, context, defaults, out);
-  } else if (typeof (spec as { url?: unknown }).url === 'string') {
-    out.push(toRecipient(spec as { url: string }, pattern, defaults));
-  } else {
-    throw new TypeError(
-      `Invalid subscriber for "${pattern}": expected a URL string, an object with "url", a function, an array, a promise or an iterable`,
-    );
-  }
+): Collector {
+  const collect: Collector = (spec) => {
+    if (!spec) return;
+    if (typeof spec === 'string') {
+      out.push(toRecipient({ url: spec }, pattern, defaults));
+    } else if (typeof spec === 'function') {
+      return collect(spec(event, context));
+    } else if (typeof (spec as PromiseLike<unknown>).then === 'function') {
+      return Promise.resolve(spec as PromiseLike<unknown>).then((v) => collect(v as SubscriberSpec));
+    } else if (isIterable(spec)) {
+      return collectAll(spec[Symbol.iterator]());
+    } else if (isAsyncIterable(spec)) {
+      return (async () => {
+        for await (const item of spec) await collect(item as SubscriberSpec);
+      })();
+    } else if (typeof (spec as { url?: unknown }).url === 'string') {
+      out.push(toRecipient(spec as { url: string }, pattern, defaults));
+    } else {
+      throw new TypeError(
+        `Invalid subscriber for "${pattern}": expected a URL string, an object with "url", a function, an array, a promise or an iterable`,
+      );
+    }
+  };
+  const collectAll = (it: Iterator<SubscriberSpec>): void | Promise<void> => {
+    for (let r = it.next(); !r.done; r = it.next()) {
+      const pending = collect(r.value);
+      if (pending) return pending.then(() => collectAll(it));
+    }
+  };
+  return collect;
 }
 
 function toRecipient(
