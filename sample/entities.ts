@@ -21,8 +21,8 @@ export class User {
   @Column({ unique: true })
   username!: string;
 
-  /** Bearer token of the sample's tiny auth (never do this in a real app: hash your tokens). */
-  @Column({ unique: true })
+  /** Bearer token of the sample's tiny auth (never do this in a real app: hash your tokens). Never selected. */
+  @Column({ unique: true, select: false })
   token!: string;
 }
 
