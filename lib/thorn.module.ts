@@ -7,6 +7,7 @@ import { createTransport } from './delivery/transport.factory.js';
 import { Dispatcher } from './dispatchers/dispatcher.js';
 import { createDispatcher } from './dispatchers/dispatcher.factory.js';
 import { EventService } from './events/event.service.js';
+import { ModelEventEmitter } from './typeorm/model-event.emitter.js';
 import { modelEventProviders } from './typeorm/model-events.providers.js';
 import { SubscriptionStore } from './subscriptions/subscription.store.js';
 import { THORN_OPTIONS } from './thorn.constants.js';
@@ -42,6 +43,6 @@ import { resolveThornOptions, type ResolvedThornOptions, type ThornModuleOptions
     EventService,
     ...modelEventProviders,
   ],
-  exports: [EventService, DeliveryService, Dispatcher, THORN_OPTIONS],
+  exports: [EventService, DeliveryService, Dispatcher, ModelEventEmitter, THORN_OPTIONS],
 })
 export class ThornModule extends ConfigurableThornModule {}
