@@ -25,6 +25,12 @@ const required = () => IsDefined({ message: hooksMessages.required });
 const optional = () => ValidateIf((_o: object, value: unknown) => value !== undefined);
 const string = () => IsString({ message: hooksMessages.string });
 const notBlank = () => Matches(/\S/, { message: hooksMessages.blank });
+// NUL and other control characters: never meaningful here, and PostgreSQL rejects NUL in text (a 500 otherwise)
+const printable = () =>
+  // eslint-disable-next-line no-control-regex
+  Matches(/^[^\u0000-\u001f\u007f]*$/, {
+    message: ({ property }) => `${property} must not contain control characters`,
+  });
 const lowerCase = () => Transform(({ value }) => (typeof value === 'string' ? value.toLowerCase() : value));
 
 const eventRules = (presence: PropertyDecorator) =>
@@ -32,6 +38,7 @@ const eventRules = (presence: PropertyDecorator) =>
     presence,
     string(),
     notBlank(),
+    printable(),
     MaxLength(HOOKS_LIMITS.eventMaxLength, { message: hooksMessages.maxLength }),
     Validate(EventConstraint),
   );
@@ -40,6 +47,7 @@ const urlRules = (presence: PropertyDecorator) =>
     presence,
     string(),
     notBlank(),
+    printable(),
     MaxLength(HOOKS_LIMITS.urlMaxLength, { message: hooksMessages.maxLength }),
     Validate(RecipientUrlConstraint),
   );
@@ -48,6 +56,7 @@ const secretRules = () =>
   applyDecorators(
     optional(),
     string(),
+    printable(),
     MinLength(HOOKS_LIMITS.secretMinLength, { message: hooksMessages.minLength }),
     MaxLength(HOOKS_LIMITS.secretMaxLength, { message: hooksMessages.maxLength }),
   );

@@ -8,7 +8,7 @@ import type { Recipient } from '../subscriptions/recipient.js';
 import type { SubscriptionStore } from '../subscriptions/subscription.store.js';
 import { HOOK_HEADERS } from '../thorn.constants.js';
 import type { ResolvedThornOptions } from '../thorn-options.js';
-import { asError } from './io.js';
+import { asError, redactUrl } from './io.js';
 import { judgeError, judgeResponse, type AttemptVerdict } from './retry.js';
 import { SecurityError } from './security-error.js';
 import type { Transport, TransportResponse } from './transport.js';
@@ -19,6 +19,8 @@ export interface AttemptOutcome {
   response?: TransportResponse;
   error?: Error;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 // Headers a caller may not set: ours, and the ones the HTTP client owns.
 const RESERVED = new Set(
@@ -57,13 +59,22 @@ export class DeliveryService {
   ): Promise<Recipient[]> {
     const ctx = { ...env.context, sender: env.sender ?? undefined };
     const secret = this.options.defaultHmacSecret;
+    // a broken static or per-event subscriber (a callback that throws, an unknown shape) is logged and skipped;
+    // a database error is not: it rejects, so the caller (or the bull job's retry) knows the event was not served
+    const onError = (pattern: string, err: unknown) =>
+      this.logger.error(`Subscriber for "${pattern}" skipped for ${env.name}: ${asError(err).message}`);
     const [statics, stored, own] = await Promise.all([
       resolveSubscribers(this.options.subscribers, env.name, ctx, {
         defaultHmacSecret: secret,
         source: 'static',
+        onError,
       }),
       this.store ? this.store.find(env.name, env.sender) : [],
-      resolveSubscribers(env.subscribers, env.name, ctx, { defaultHmacSecret: secret, source: 'event' }),
+      resolveSubscribers(env.subscribers, env.name, ctx, {
+        defaultHmacSecret: secret,
+        source: 'event',
+        onError,
+      }),
     ]);
     return [...statics, ...stored, ...own];
   }
@@ -77,10 +88,25 @@ export class DeliveryService {
     }
     const timestamp = String(Math.floor(Date.now() / 1000));
     return recipients.map((r) => {
+      const id = randomUUID();
+      const request: DeliveryRequest = {
+        id,
+        event: env.name,
+        subscription: r.id,
+        url: r.url,
+        contentType: r.contentType,
+        headers: {},
+        body: EMPTY,
+        settings: env.settings,
+        keepAlive: env.keepAlive,
+        attempts: 0,
+        source: r.source,
+        validators: env.validators,
+      };
       let body = bodies.get(r.contentType);
       if (!body) {
         const codec = this.options.codecs[r.contentType];
-        if (!codec) throw new PayloadError(messages.noCodec(r.contentType));
+        if (!codec) return { ...request, failure: new PayloadError(messages.noCodec(r.contentType)) };
         const encoded = codec(env.body);
         body = typeof encoded === 'string' ? Buffer.from(encoded) : encoded;
         if (body.length > this.options.maxPayloadSize) {
@@ -90,8 +116,8 @@ export class DeliveryService {
         }
         bodies.set(r.contentType, body);
       }
-      const id = randomUUID();
-      const headers: Record<string, string> = {
+      request.body = body;
+      request.headers = {
         'Content-Type': r.contentType,
         'User-Agent': this.options.userAgent,
         ...extra,
@@ -100,33 +126,27 @@ export class DeliveryService {
         [HOOK_HEADERS.subscription]: r.id,
       };
       if (r.hmacSecret) {
-        headers[HOOK_HEADERS.hmac] = this.options.hmacSigner(r.hmacDigest, r.hmacSecret, body);
+        try {
+          request.headers[HOOK_HEADERS.hmac] = this.options.hmacSigner(r.hmacDigest, r.hmacSecret, body);
+        } catch (err) {
+          return {
+            ...request,
+            failure: new Error(`Signing failed for subscription ${r.id}: ${asError(err).message}`),
+          };
+        }
         if (this.options.standardWebhooks) {
           const signed = createHmac('sha256', r.hmacSecret)
             .update(`${id}.${timestamp}.`)
             .update(body)
             .digest('base64');
-          Object.assign(headers, {
+          Object.assign(request.headers, {
             'webhook-id': id,
             'webhook-timestamp': timestamp,
             'webhook-signature': `v1,${signed}`,
           });
         }
       }
-      return {
-        id,
-        event: env.name,
-        subscription: r.id,
-        url: r.url,
-        contentType: r.contentType,
-        headers,
-        body,
-        settings: env.settings,
-        keepAlive: env.keepAlive,
-        attempts: 0,
-        source: r.source,
-        validators: env.validators,
-      };
+      return request;
     });
   }
 
@@ -138,6 +158,7 @@ export class DeliveryService {
    */
   async attempt(req: DeliveryRequest): Promise<AttemptOutcome> {
     req.attempts++;
+    if (req.failure) return { verdict: { ok: false, retryable: false, gone: false }, error: req.failure };
     const validators = req.validators ?? this.options.recipientValidators;
     let url = req.url;
     let headers = req.headers;
@@ -184,7 +205,7 @@ export class DeliveryService {
   private async unsubscribe(req: DeliveryRequest): Promise<void> {
     try {
       await this.store?.remove(req.subscription);
-      this.logger.log(`Subscription ${req.subscription} deleted: ${req.url} answered 410 Gone`);
+      this.logger.log(`Subscription ${req.subscription} deleted: ${redactUrl(req.url)} answered 410 Gone`);
     } catch (err) {
       this.logger.error(
         `Could not delete subscription ${req.subscription} after 410 Gone: ${(err as Error).message}`,
@@ -233,7 +254,7 @@ function failureText(
   res: TransportResponse,
   o: Pick<ResolvedThornOptions, 'allowRedirects' | 'maxRedirects'>,
 ): string {
-  const where = last === first ? first : `${first} (redirected to ${last})`;
+  const where = last === first ? redactUrl(first) : `${redactUrl(first)} (redirected to ${redactUrl(last)})`;
   if (REDIRECTS.has(res.status) || (res.status >= 300 && res.status < 400)) {
     const why = !o.allowRedirects
       ? 'redirects are not followed: allowRedirects is off'

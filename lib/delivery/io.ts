@@ -32,3 +32,13 @@ export function asError(err: unknown): Error {
   }
   return new Error(String(err));
 }
+
+/** A URL safe for messages and logs: scheme, host and path, without credentials, query or fragment. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return '(invalid URL)';
+  }
+}

@@ -1,3 +1,4 @@
+import { redactUrl } from './io.js';
 import type { LookupLike, RecipientValidator } from './validators.js';
 
 /** One HTTP POST, as a transport sees it. */
@@ -37,7 +38,7 @@ export interface TransportOptions {
 /** A request that did not answer within its timeout. */
 export class DeliveryTimeoutError extends Error {
   constructor(url: string, ms: number) {
-    super(`No answer from ${url} within ${ms} ms`);
+    super(`No answer from ${redactUrl(url)} within ${ms} ms`);
     this.name = 'DeliveryTimeoutError';
   }
 }

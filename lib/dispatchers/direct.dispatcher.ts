@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { AttemptOutcome, DeliveryService } from '../delivery/delivery.service.js';
+import { redactUrl } from '../delivery/io.js';
 import { retryDelayFor } from '../delivery/retry.js';
 import type {
   DeliveryCallbacks,
@@ -85,7 +86,7 @@ export class DirectDispatcher implements Dispatcher {
     }
     if (!verdict.ok) {
       this.logger.warn(
-        `Delivery ${req.id} of ${req.event} to ${req.url} failed after ${req.attempts} attempt(s): ${outcome.error?.message}`,
+        `Delivery ${req.id} of ${req.event} to ${redactUrl(req.url)} failed after ${req.attempts} attempt(s): ${outcome.error?.message}`,
       );
     }
     void this.callback(req, outcome, callbacks);

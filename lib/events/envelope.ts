@@ -23,6 +23,11 @@ export interface DeliveryRequest {
   source: 'static' | 'stored' | 'event';
   /** Validators of the event, when it overrides the module's. */
   validators?: RecipientValidator[];
+  /**
+   * Set when this recipient's request could not be built (unknown content type or digest, a signer that threw): the
+   * delivery fails with it, without a request, and the event's other recipients are still served.
+   */
+  failure?: Error;
 }
 
 /** Per-delivery callbacks of `send()`; each runs once, on the delivery's final outcome. */

@@ -19,6 +19,8 @@ export class EventBuffer {
   private held: HeldEvent[] = [];
   private calls = 0;
   private lastFlush = Date.now();
+  /** Set once `bufferEvents` has returned: later sends from work it started go straight out, never into this buffer. */
+  closed = false;
 
   constructor(
     /** The service that owns this buffer (a buffer never crosses apps). */
@@ -43,6 +45,12 @@ export class EventBuffer {
     this.held = [];
     this.lastFlush = Date.now();
     return items.length ? this.dispatchHeld(items) : [];
+  }
+
+  /** Final flush: from now on sends from this context are not held (nobody would flush them again). */
+  close(): Promise<SendResult[]> {
+    this.closed = true;
+    return this.flush();
   }
 
   /** Flushes when `flushFreq` calls were made or `flushTimeout` ms passed; resolves to null when it did not. */

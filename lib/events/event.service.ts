@@ -82,7 +82,7 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
     const envelope = this.envelope(name, body, eventOptions, options);
     const dispatcher = await this.dispatcherFor(eventOptions.dispatcher);
     const buffer = bufferStorage.getStore();
-    if (buffer && buffer.owner === this) {
+    if (buffer && buffer.owner === this && !buffer.closed) {
       buffer.hold({ envelope, dispatcher });
       return { event: name, deliveries: [], buffered: true };
     }
@@ -109,18 +109,18 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
    */
   async bufferEvents<T>(fn: (buffer: EventBuffer) => T | Promise<T>, options?: BufferOptions): Promise<T> {
     const existing = bufferStorage.getStore();
-    if (existing && existing.owner === this) return fn(existing);
+    if (existing && existing.owner === this && !existing.closed) return fn(existing);
     const buffer = new EventBuffer(this, (items) => this.dispatchHeld(items), options);
     let result: T;
     try {
       result = await bufferStorage.run(buffer, () => fn(buffer));
     } catch (err) {
       await buffer
-        .flush()
+        .close()
         .catch((e) => this.logger.error(`Flushing buffered events failed: ${(e as Error).message}`));
       throw err;
     }
-    await buffer.flush();
+    await buffer.close();
     return result;
   }
 

@@ -24,6 +24,9 @@ function matchWords(p: string[], i: number, n: string[], j: number): boolean {
   return j === n.length;
 }
 
+/** Longest storable pattern (the `event` column is varchar(190)): longer candidates can't match anything. */
+const MAX_PATTERN_LENGTH = 190;
+
 /** Longest event name (in words) for which stored lookups enumerate every `*` substitution. */
 const MAX_EXPANDED_WORDS = 6;
 
@@ -48,10 +51,12 @@ export function candidatePatterns(name: string): string[] {
   };
   for (const v of variants(words)) out.add(v.join('.'));
   for (let k = 1; k <= words.length; k++) {
+    // even "*.*…*.#" of k words is longer than any storable pattern from here on
+    if (2 * k + 1 > MAX_PATTERN_LENGTH) break;
     for (const v of variants(words.slice(0, k))) out.add([...v, '#'].join('.'));
     for (const v of variants(words.slice(words.length - k))) out.add(['#', ...v].join('.'));
   }
-  return [...out];
+  return [...out].filter((p) => p.length <= MAX_PATTERN_LENGTH);
 }
 
 /** Why `pattern` can't be stored as a subscription's `event`, or null when it can. */

@@ -12,6 +12,8 @@ export function staticSubscriberId(url: string, pattern: string): string {
 interface ResolveDefaults {
   defaultHmacSecret?: string;
   source: Recipient['source'];
+  /** Called for a subscriber that fails (a callback that throws, an unknown shape); it is skipped. Default: throw. */
+  onError?: (pattern: string, err: unknown) => void;
 }
 
 /** Resolves the subscribers in `option` whose pattern matches `event`, in declaration order. */
@@ -24,8 +26,21 @@ export async function resolveSubscribers(
   const out: Recipient[] = [];
   if (!option) return out;
   for (const pattern in option) {
-    if (matchesPattern(pattern, event))
-      await collector(pattern, event, context, defaults, out)(option[pattern]);
+    if (!matchesPattern(pattern, event)) continue;
+    const collect = collector(pattern, event, context, defaults, out);
+    if (!defaults.onError) {
+      await collect(option[pattern]);
+      continue;
+    }
+    // isolate each top-level item: a failing one loses only itself
+    const spec = option[pattern];
+    for (const item of Array.isArray(spec) ? (spec as SubscriberSpec[]) : [spec]) {
+      try {
+        await collect(item);
+      } catch (err) {
+        defaults.onError(pattern, err);
+      }
+    }
   }
   return out;
 }

@@ -74,9 +74,12 @@ export class SubscriptionStore {
     const sender = type === 'postgres' ? '$2' : '?';
     const base = `SELECT ${select} FROM ${table} WHERE ${inList}`;
     const order = ` ORDER BY ${col('createdAt')} ASC, ${col('id')} ASC`;
+    // SQLite: the unary `+` keeps the planner off the `user` index (with it, "user IS NULL" would walk every unowned
+    // row); the `event` index is the selective one
+    const user = type === 'postgres' ? col('user') : `+${col('user')}`;
     return {
       anyone: base + order,
-      withSender: `${base} AND (${col('user')} = ${sender} OR ${col('user')} IS NULL)${order}`,
+      withSender: `${base} AND (${user} = ${sender} OR ${user} IS NULL)${order}`,
     };
   }
 }

@@ -132,6 +132,22 @@ describe('bufferEvents (SPEC §2.1)', () => {
     expect(received()).toEqual(['b', 'a']);
   });
 
+  it('events sent after bufferEvents returned, from work it started, are sent, not held in a closed buffer', async () => {
+    let later!: Promise<unknown>;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    await events.bufferEvents(async () => {
+      await events.send('buf.x', { n: 1 });
+      // background work that keeps this async context and sends after the callback returned
+      later = gate.then(() => events.send('buf.x', { n: 2 }));
+    });
+    expect(received()).toEqual([1]);
+    release();
+    const r = await later;
+    expect(r).not.toMatchObject({ buffered: true });
+    expect(received()).toEqual([1, 2]);
+  });
+
   it('events sent outside any buffer are not held', async () => {
     const r = await events.send('buf.x', { n: 1 });
     expect(r.buffered).toBeUndefined();

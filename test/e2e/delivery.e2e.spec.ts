@@ -149,3 +149,52 @@ describe.each(testDatabases)('delivery end to end ($name)', (db) => {
     expect(receiver.requests[0].headers['hook-hmac']).toBeUndefined();
   });
 });
+
+describe('connections and messages', () => {
+  let app: INestApplication;
+  let receiver: TestReceiver;
+  beforeAll(async () => {
+    receiver = await new TestReceiver().start();
+  });
+  afterAll(async () => {
+    await app?.close();
+    await receiver.stop();
+  });
+
+  it('reuses one keep-alive connection per origin, and opens one per request with allowKeepalive: false', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        ThornModule.forRoot({
+          subscriberEntity: false,
+          recipientValidators: loopback(),
+          retry: false,
+          timeout: 300,
+        }),
+      ],
+    }).compile();
+    app = moduleRef.createNestApplication({ logger: false });
+    await app.init();
+    const events = app.get(EventService);
+    // without keep-alive first: a request may still ride on an already-open pooled connection (then closes it)
+    const single = events.event('pool.off', { subscribers: [`${receiver.url}/b`], allowKeepalive: false });
+    // (a tick between sends: undici's pool still counts a connection busy in the tick its answer completes)
+    const tick = () => new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 6; i++) await single.send({ i }).then(tick);
+    expect(receiver.connections).toBe(6);
+    const pooled = events.event('pool.on', { subscribers: [`${receiver.url}/a`] });
+    for (let i = 0; i < 6; i++) await pooled.send({ i }).then(tick);
+    expect(receiver.requests).toHaveLength(12);
+    expect(receiver.connections).toBe(7);
+  });
+
+  it('never puts URL credentials or query strings in error messages', async () => {
+    receiver.reply = () => ({ status: 200, delayMs: 1000 });
+    const events = app.get(EventService);
+    const url = `${receiver.url.replace('http://', 'http://user:hunter2@')}/slow?token=SECRET`;
+    const result = await events.event('secret.url', { subscribers: [url] }).send({});
+    expect(result.deliveries[0].error).toMatch(
+      /^No answer from http:\/\/127\.0\.0\.1:\d+\/slow within 300 ms$/,
+    );
+    receiver.reply = () => ({ status: 200 });
+  });
+});

@@ -503,6 +503,20 @@ describe.each(testDatabases)('/hooks REST API ($name)', (db) => {
         body: { hmac_digest: 'crc32' },
         field: 'hmac_digest',
       },
+      // NUL bytes: PostgreSQL rejects them in text columns, which must be a 400, not a 500
+      { name: 'NUL in event', body: { ...VALID, event: 'article.\u0000created' }, field: 'event' },
+      { name: 'NUL in url', body: { ...VALID, url: 'https://hooks.example.com/\u0000' }, field: 'url' },
+      {
+        name: 'NUL in hmac_secret',
+        body: { ...VALID, hmac_secret: 'a'.repeat(20) + '\u0000' },
+        field: 'hmac_secret',
+      },
+      {
+        name: 'PATCH with a NUL in url',
+        method: 'patch',
+        body: { url: 'https://hooks.example.com/a\u0000b' },
+        field: 'url',
+      },
     ];
 
     it('has at least 40 cases', () => {

@@ -12,6 +12,7 @@ import {
   blockInternalIps,
   ensureProtocol,
   verify,
+  sign,
   type EventEnvelope,
   type SendResult,
   type ThornModuleOptions,
@@ -248,7 +249,7 @@ describe('dispatchers and sending', () => {
     expect(receiver.requests.map((r) => r.json())).toEqual([{ ok: true }]);
   });
 
-  it('a failing callback subscriber does not stop delivery to the others', async () => {
+  it('a blocked subscriber does not stop delivery to the others', async () => {
     const events = await start([
       base({
         subscribers: {
@@ -259,6 +260,44 @@ describe('dispatchers and sending', () => {
     const result = await events.send('a.b', {});
     expect(result.deliveries.map((d) => d.ok)).toEqual([true, false, true]);
     expect(receiver.requests.map((r) => r.path)).toEqual(['/first', '/last']);
+  });
+
+  it('a callback subscriber that throws, an async one that rejects, an unknown shape, an unknown content type and a signer that throws lose only themselves', async () => {
+    const events = await start([
+      base({
+        hmacSigner: (digest, secret, body) => {
+          if (secret === 'explode') throw new Error('signer down');
+          return sign(digest, secret, body);
+        },
+        subscribers: {
+          'a.b': [
+            `${receiver.url}/first`,
+            () => {
+              throw new Error('callback broke');
+            },
+            async () => Promise.reject(new Error('async callback broke')),
+            42 as any,
+            { url: `${receiver.url}/no-codec`, contentType: 'application/xml' },
+            { url: `${receiver.url}/bad-signer`, hmacSecret: 'explode' },
+            `${receiver.url}/last`,
+          ],
+        },
+      }),
+    ]);
+    const errors: string[] = [];
+    const result = await events.send('a.b', { v: 1 }, { onError: (_r, e) => void errors.push(e.message) });
+    expect(receiver.requests.map((r) => r.path)).toEqual(['/first', '/last']);
+    expect(result.deliveries.map((d) => [d.url.replace(receiver.url, ''), d.ok])).toEqual([
+      ['/first', true],
+      ['/no-codec', false],
+      ['/bad-signer', false],
+      ['/last', true],
+    ]);
+    expect(result.deliveries[1].error).toMatch(/No codec for content type "application\/xml"/);
+    expect(result.deliveries[2].error).toMatch(/Signing failed.*signer down/);
+    expect(result.deliveries.every((d) => !d.retrying)).toBe(true);
+    await new Promise((r) => setImmediate(r));
+    expect(errors).toHaveLength(2);
   });
 
   it('a module-scope Event sent before any ThornModule runs throws a clear error', async () => {

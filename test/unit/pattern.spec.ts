@@ -66,3 +66,13 @@ describe('event pattern matching (SPEC §4.3)', () => {
     expect(storedPatternError(pattern)).toMatch(why);
   });
 });
+
+describe('candidatePatterns on hostile names', () => {
+  it('stays bounded for a 3,000-word name: no candidate longer than a storable pattern', () => {
+    const name = Array.from({ length: 3000 }, (_, i) => `w${i}`).join('.');
+    const c = candidatePatterns(name);
+    expect(c.every((p) => p.length <= 190)).toBe(true);
+    expect(c.length).toBeLessThan(400);
+    expect(c).toEqual(expect.arrayContaining(['*', '#', 'w0.#', '*.#', '#.w2999']));
+  });
+});

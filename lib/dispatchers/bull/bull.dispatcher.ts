@@ -1,4 +1,5 @@
 // Loaded only by `dispatcher: 'bull'` (dynamic import from dispatcher.factory.ts): the one module that needs `bull`.
+import { redactUrl } from '../../delivery/io.js';
 import { Logger } from '@nestjs/common';
 import type { ModuleRef } from '@nestjs/core';
 import type Bull from 'bull';
@@ -270,7 +271,7 @@ export class BullDispatcher implements Dispatcher {
       return 'retrying';
     }
     this.logger.warn(
-      `Delivery ${req.id} of ${req.event} to ${req.url} failed after ${req.attempts} attempt(s): ${outcome.error?.message}`,
+      `Delivery ${req.id} of ${req.event} to ${redactUrl(req.url)} failed after ${req.attempts} attempt(s): ${outcome.error?.message}`,
     );
     return 'failed';
   }

@@ -59,6 +59,8 @@ export interface WireRequest {
   source: DeliveryRequest['source'];
   /** Index into the job's `bodies`. */
   body: number;
+  /** Why this request could not be built: it fails without being sent (see `DeliveryRequest.failure`). */
+  failure?: string;
 }
 
 /** Data of `chunk` and `retry` jobs: requests sharing a few bodies. */
@@ -154,6 +156,7 @@ export function toWire(requests: DeliveryRequest[]): RequestsJobData {
       attempts: req.attempts,
       source: req.source,
       body: i,
+      ...(req.failure ? { failure: req.failure.message } : {}),
     };
   });
   return { bodies, requests: wire };
@@ -174,6 +177,7 @@ export function fromWire(data: RequestsJobData): DeliveryRequest[] {
     keepAlive: w.keepAlive,
     attempts: w.attempts,
     source: w.source,
+    ...(w.failure ? { failure: new Error(w.failure) } : {}),
   }));
 }
 
