@@ -2,7 +2,7 @@ import { AxiosTransport, type AxiosInstanceLike, type TransportOption } from './
 import type { Transport, TransportOptions } from './transport.js';
 import { UndiciTransport } from './undici.transport.js';
 
-/** True for something that can stand in for an axios instance (`request()` is all the transport calls). */
+/** True for something that looks like an axios instance (its defaults and interceptors are used; see AxiosTransport). */
 export function isAxiosInstanceLike(value: unknown): value is AxiosInstanceLike {
   return (
     (typeof value === 'function' || (typeof value === 'object' && value !== null)) &&

@@ -20,23 +20,27 @@ const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEO
  */
 export class UndiciTransport implements Transport {
   private readonly agents = new Map<RecipientValidator[], Agent>();
-  private readonly targets = new Map<string, { origin: string; path: string }>();
+  // requests with allowKeepalive: false get pools of their own: in undici, `reset` requests sharing a pool with
+  // keep-alive ones make the pool close a connection after every later request too
+  private readonly closingAgents = new Map<RecipientValidator[], Agent>();
+  private readonly targets = new Map<string, Target>();
 
   constructor(private readonly options: TransportOptions) {}
 
-  private agentFor(validators: RecipientValidator[]): Agent {
-    let agent = this.agents.get(validators);
+  private agentFor(validators: RecipientValidator[], keepAlive: boolean): Agent {
+    const agents = keepAlive ? this.agents : this.closingAgents;
+    let agent = agents.get(validators);
     if (!agent) {
       agent = new Agent({
         connect: createSafeConnector({ validators, lookup: this.options.lookup, tls: this.options.tls }),
         keepAliveTimeout: 30_000,
         connections: null,
       });
-      this.agents.set(validators, agent);
-      if (this.agents.size > MAX_AGENTS) {
+      agents.set(validators, agent);
+      if (agents.size > MAX_AGENTS) {
         // e.g. a new validator array per send(): close the oldest pool (in-flight requests finish first)
-        const [oldest, old] = this.agents.entries().next().value!;
-        this.agents.delete(oldest);
+        const [oldest, old] = agents.entries().next().value!;
+        agents.delete(oldest);
         void old.close().catch(() => old.destroy());
       }
     }
@@ -49,7 +53,7 @@ export class UndiciTransport implements Transport {
    * function once connected, so a timeout during lookup/connect settles the promise and aborts on connect.
    */
   send(req: TransportRequest): Promise<TransportResponse> {
-    const { origin, path } = this.target(req.url);
+    const { origin, path, authorization } = this.target(req.url);
     const cap = this.options.maxResponseBody;
     return new Promise<TransportResponse>((resolve, reject) => {
       let abort: ((reason?: Error) => void) | undefined;
@@ -71,12 +75,12 @@ export class UndiciTransport implements Transport {
         abort?.(err);
       }, req.timeout);
       const respond = () => settle(null, { status, headers, body: Buffer.concat(chunks).toString('utf8') });
-      this.agentFor(req.validators).dispatch(
+      this.agentFor(req.validators, req.keepAlive).dispatch(
         {
           origin,
           path,
           method: 'POST',
-          headers: req.headers,
+          headers: authorization ? withUrlCredentials(req.headers, authorization) : req.headers,
           body: req.body,
           headersTimeout: req.timeout,
           bodyTimeout: req.timeout,
@@ -113,12 +117,20 @@ export class UndiciTransport implements Transport {
     });
   }
 
-  /** origin + path of a URL; cached, since the same subscriber URLs come back for every event. */
-  private target(url: string): { origin: string; path: string } {
+  /**
+   * origin + path of a URL, and `Basic` credentials from its userinfo (undici itself would drop them); cached, since
+   * the same subscriber URLs come back for every event.
+   */
+  private target(url: string): Target {
     let t = this.targets.get(url);
     if (!t) {
       const u = new URL(url);
       t = { origin: u.origin, path: `${u.pathname}${u.search}` };
+      if (u.username || u.password) {
+        // Percent-decoded, as axios and Python requests send them.
+        const userinfo = `${safeDecode(u.username)}:${safeDecode(u.password)}`;
+        t.authorization = `Basic ${Buffer.from(userinfo, 'utf8').toString('base64')}`;
+      }
       if (this.targets.size >= MAX_CACHED_URLS) this.targets.clear();
       this.targets.set(url, t);
     }
@@ -126,9 +138,31 @@ export class UndiciTransport implements Transport {
   }
 
   async close(): Promise<void> {
-    const agents = [...this.agents.values()];
+    const agents = [...this.agents.values(), ...this.closingAgents.values()];
     this.agents.clear();
+    this.closingAgents.clear();
     await Promise.all(agents.map((a) => a.close().catch(() => a.destroy())));
+  }
+}
+
+interface Target {
+  origin: string;
+  path: string;
+  /** `Basic ...` from the URL's user:password, if it has any. */
+  authorization?: string;
+}
+
+/** The URL's credentials as an Authorization header, unless the request has its own (any spelling). */
+function withUrlCredentials(headers: Record<string, string>, authorization: string): Record<string, string> {
+  for (const name in headers) if (name.toLowerCase() === 'authorization') return headers;
+  return { ...headers, authorization };
+}
+
+function safeDecode(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
   }
 }
 

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
+import axios from 'axios';
 import dns from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
@@ -531,6 +532,83 @@ describe.each(KINDS)('SSRF, %s transport', (kind) => {
       expect(result.deliveries[0].error).toMatch(/allowRedirects is off/);
       expect(s1.requests.map((r) => r.path)).toEqual(['/start']);
     });
+  });
+});
+
+describe('SSRF through an axios instance whose interceptor replaces the adapter', () => {
+  let app: INestApplication | undefined;
+  let transport: Transport | undefined;
+  afterEach(async () => {
+    await app?.close();
+    await transport?.close();
+    app = undefined;
+    transport = undefined;
+  });
+
+  // A request interceptor that hands the request to another adapter: axios would send it without the safe agents.
+  const swapping = (adapter: 'fetch' | ((config: any) => Promise<unknown>)) => {
+    const instance = axios.create();
+    instance.interceptors.request.use((config) => {
+      config.adapter = adapter as any;
+      return config;
+    });
+    return instance;
+  };
+  const selfSending = (config: any) =>
+    new Promise((resolve, reject) => {
+      const r = http.request(config.url, { method: 'POST' }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ data: '', status: res.statusCode, headers: {}, config }));
+      });
+      r.on('error', reject);
+      r.end(config.data);
+    });
+
+  it.each([['fetch' as const], ['a function adapter' as const]])(
+    'blocks a loopback recipient with the default validators (adapter: %s), and nothing reaches it',
+    async (which) => {
+      app = await boot({
+        transport: swapping(which === 'fetch' ? 'fetch' : selfSending),
+        subscribers: { 'a.b': `http://127.0.0.1:${P}/admin` },
+      });
+      const errors: Error[] = [];
+      const result = await app
+        .get(EventService)
+        .send('a.b', { x: 1 }, { onError: (_r, e) => void errors.push(e) });
+      expect(result.deliveries).toEqual([
+        expect.objectContaining({
+          ok: false,
+          retrying: false,
+          error: expect.stringMatching(/^Recipient blocked/),
+        }),
+      ]);
+      await tick();
+      expect(errors.map((e) => e instanceof SecurityError)).toEqual([true]);
+      expect(s1.requests).toEqual([]);
+      expect(totalConnections()).toBe(0);
+    },
+  );
+
+  it('blocks every URL of the table in the transport itself, with no connection made', async () => {
+    const { lookup } = recordingLookup();
+    transport = await AxiosTransport.create({ lookup, maxResponseBody: 1024 }, swapping(selfSending));
+    for (const url of blockedUrls()) {
+      const err = await transport
+        .send({
+          url,
+          headers: { 'content-type': 'application/json' },
+          body: '{}',
+          timeout: 2000,
+          validators: addressRulesOnly(),
+          keepAlive: true,
+        })
+        .then(
+          () => new Error(`${url} was delivered`),
+          (e: Error) => e,
+        );
+      expect({ url, name: err.name }).toEqual({ url, name: 'SecurityError' });
+    }
+    expect(totalConnections()).toBe(0);
   });
 });
 

@@ -348,6 +348,24 @@ describe.each(kinds)('transport: %s', (kind) => {
     expect(server.requests).toHaveLength(1);
   });
 
+  it('sends URL credentials as Basic auth (percent-decoded), unless the request has its own Authorization', async () => {
+    transport = await makeTransport(kind);
+    const withCreds = `http://user:p%40ss@127.0.0.1:${server.port}/creds`;
+    await transport.send(request({ url: withCreds }));
+    await transport.send(request({ url: `http://:only%20pw@127.0.0.1:${server.port}/creds` }));
+    await transport.send(
+      request({ url: withCreds, headers: { ...request().headers, authorization: 'Bearer own' } }),
+    );
+    await transport.send(request({ url: `${server.url}/creds` }));
+    expect(server.requests.map((r) => [r.path, r.headers.authorization])).toEqual([
+      ['/creds', `Basic ${Buffer.from('user:p@ss').toString('base64')}`],
+      ['/creds', `Basic ${Buffer.from(':only pw').toString('base64')}`],
+      ['/creds', 'Bearer own'],
+      ['/creds', undefined],
+    ]);
+    expect(server.requests[0].headers.host).toBe(`127.0.0.1:${server.port}`);
+  });
+
   describe('TLS', () => {
     it('sends SNI and verifies the certificate for the hostname, not the IP connected to', async () => {
       transport = await makeTransport(kind, { tls: { ca: TLS_CERT } });
@@ -473,6 +491,168 @@ describe('axios transport with your own instance', () => {
     );
     expect(err).toBeInstanceOf(SecurityError);
     expect(server.connections).toBe(0);
+  });
+
+  // Each one would connect to the blocked loopback target without the safe agents if axios dispatched the request.
+  const hostile: [string, (config: any) => any][] = [
+    ["sets config.adapter = 'fetch'", (config) => ((config.adapter = 'fetch'), config)],
+    [
+      'sets a function adapter that sends the request itself',
+      (config) => {
+        config.adapter = (c: any) =>
+          new Promise((resolve, reject) => {
+            const r = http.request(c.url, { method: 'POST', headers: { 'x-bypass': '1' } }, (res) => {
+              res.resume();
+              res.on('end', () => resolve({ data: '', status: res.statusCode, headers: {}, config: c }));
+            });
+            r.on('error', reject);
+            r.end('bypass');
+          });
+        return config;
+      },
+    ],
+    [
+      'returns a new config object with adapter http2',
+      (config) => ({ ...config, adapter: 'http', httpVersion: 2 }),
+    ],
+    [
+      'sets transport, lookup and its own agent',
+      (config) =>
+        Object.assign(config, {
+          transport: { request: (o: any, cb: any) => http.request({ ...o, agent: false }, cb) },
+          lookup: (_h: string, _o: unknown, cb: any) => cb(null, '127.0.0.1', 4),
+          httpAgent: new http.Agent(),
+        }),
+    ],
+  ];
+
+  it.each(hostile)(
+    'never connects outside the validating agents when a request interceptor %s',
+    async (_name, interceptor) => {
+      for (const synchronous of [false, true]) {
+        const instance = axios.create();
+        instance.interceptors.request.use(interceptor, undefined, { synchronous });
+        if (!synchronous) instance.interceptors.request.use(async (c) => c);
+        transport = await makeTransport('axios instance', {}, instance);
+        const err = await failure(
+          transport.send({
+            ...request(`${server.url}/admin`),
+            validators: [blockInternalIps(), ensureProtocol('http')],
+          }),
+        );
+        expect(err).toBeInstanceOf(SecurityError);
+        expect(server.connections).toBe(0);
+        expect(server.requests).toEqual([]);
+        await transport.close();
+      }
+    },
+  );
+
+  it('sends to the subscriber URL even when a request interceptor rewrites url, baseURL or method', async () => {
+    const instance = axios.create();
+    instance.interceptors.request.use((config) =>
+      Object.assign(config, { url: 'data:,fake', baseURL: 'http://127.0.0.2/', method: 'get' }),
+    );
+    transport = await makeTransport('axios instance', {}, instance);
+    server.handle = (_r, res) => {
+      res.writeHead(500);
+      res.end('real');
+    };
+    const res = await transport.send(request(`${server.url}/real`));
+    expect(res).toMatchObject({ status: 500, body: 'real' });
+    expect(server.requests.map((r) => [r.method, r.path, r.body])).toEqual([
+      ['POST', '/real', '{"signed":true}'],
+    ]);
+  });
+
+  it('runs request interceptors as axios does: order, runWhen, synchronous, rejected handlers', async () => {
+    // What axios itself does with the same interceptors, measured with a stub adapter (no request is made).
+    const order = async (transitional: Record<string, boolean> | undefined, viaTransport: boolean) => {
+      const calls: string[] = [];
+      const instance = axios.create(transitional && { transitional });
+      const tag = (name: string) => (c: any) => (calls.push(name), c.headers.set(`X-${name}`, '1'), c);
+      instance.interceptors.request.use(tag('a'));
+      instance.interceptors.request.use(tag('skipped'), undefined, { runWhen: () => false });
+      instance.interceptors.request.use(tag('b'));
+      instance.interceptors.request.use(tag('c'));
+      if (viaTransport) {
+        transport = await makeTransport('axios instance', {}, instance);
+        await transport.send(request(`${server.url}/`));
+        await transport.close();
+      } else {
+        await instance.request({
+          url: 'http://x.test/',
+          adapter: async (config: any) => ({ config }) as any,
+        });
+      }
+      return calls;
+    };
+    for (const transitional of [undefined, { legacyInterceptorReqResOrdering: false }]) {
+      const expected = await order(transitional, false);
+      expect(expected).toHaveLength(3);
+      expect(expected).not.toContain('skipped');
+      expect(await order(transitional, true)).toEqual(expected);
+    }
+    expect(server.requests.map((r) => [r.headers['x-a'], r.headers['x-skipped']])).toEqual([
+      ['1', undefined],
+      ['1', undefined],
+    ]);
+
+    // A fulfilled handler that throws: its own rejected handler runs (synchronous) and the request still goes.
+    server.reset();
+    const recovered: string[] = [];
+    const sync = axios.create();
+    sync.interceptors.request.use(
+      () => {
+        throw new Error('sync boom');
+      },
+      (e: Error) => void recovered.push(e.message),
+      { synchronous: true },
+    );
+    transport = await makeTransport('axios instance', {}, sync);
+    expect((await transport.send(request(`${server.url}/`))).status).toBe(200);
+    expect(recovered).toEqual(['sync boom']);
+    await transport.close();
+
+    // An interceptor that rejects (async): nothing is sent, the error is the caller's.
+    const failing = axios.create();
+    failing.interceptors.request.use(async () => {
+      throw Object.assign(new Error('no token'), { code: 'ENOTOKEN' });
+    });
+    transport = await makeTransport('axios instance', {}, failing);
+    const err = await failure(transport.send(request(`${server.url}/`)));
+    expect(err).toMatchObject({ message: 'no token', code: 'ENOTOKEN' });
+    expect(server.requests).toHaveLength(1);
+  });
+
+  it('runs response interceptors, but they cannot turn the answer into a fake success', async () => {
+    const instance = axios.create();
+    const seen: number[] = [];
+    instance.interceptors.response.use((r) => {
+      seen.push(r.status);
+      return { ...r, status: 200, data: 'fake' };
+    });
+    instance.interceptors.response.use(
+      (r) => Object.assign(r, { status: 204 }),
+      () => ({ status: 200, data: 'fake', headers: {} }),
+    );
+    transport = await makeTransport('axios instance', {}, instance);
+    server.handle = (_r, res) => {
+      res.writeHead(500);
+      res.end('broken');
+    };
+    const res = await transport.send(request(`${server.url}/`));
+    expect(res).toMatchObject({ status: 500, body: 'broken' });
+    expect(seen).toEqual([500]);
+    // ...nor a blocked or failed request into an answer
+    const err = await failure(
+      transport.send({
+        ...request(`${server.url}/`),
+        validators: [blockInternalIps(), ensureProtocol('http')],
+      }),
+    );
+    expect(err).toBeInstanceOf(SecurityError);
+    expect(server.requests).toHaveLength(1);
   });
 
   it("carries the instance's httpsAgent trust settings (ca) over to the safe agent", async () => {
