@@ -1,10 +1,11 @@
 import http from 'node:http';
 import https from 'node:https';
-import net, { type LookupFunction } from 'node:net';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { asError } from './io.js';
 import { parseIpLiteral, validateRecipient } from './validators.js';
 import type { LookupLike, RecipientValidator, ResolvedAddress } from './validators.js';
+import { refuseLookup, TRY_NEXT_ADDRESS } from './safe-connect.js';
 
 /** TLS settings of the safe agents; certificates are always verified against the recipient's hostname. */
 export interface SafeAgentTlsOptions {
@@ -41,20 +42,6 @@ export interface SafeAgents {
   https: https.Agent;
   destroy(): void;
 }
-
-// Same list as the undici connector: "this address cannot be reached from here", so the next validated one is tried.
-const TRY_NEXT_ADDRESS = new Set([
-  'ECONNREFUSED',
-  'ENETUNREACH',
-  'EHOSTUNREACH',
-  'EADDRNOTAVAIL',
-  'EAFNOSUPPORT',
-]);
-
-// Sockets are always opened to an IP address, so node never resolves; should that change, it fails instead.
-const refuseLookup: LookupFunction = (hostname, _options, callback) => {
-  callback(new Error(`Safe agent refused to resolve "${hostname}" a second time`), '', 4);
-};
 
 type ConnectArgs = http.ClientRequestArgs & { servername?: string; _agentKey?: string };
 type Done = (err: Error | null, socket: Duplex) => void;

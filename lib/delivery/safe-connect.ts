@@ -17,7 +17,7 @@ export interface SafeConnectorOptions {
 
 // Errors that say "this address cannot be reached from here" (e.g. an IPv6 answer on an IPv4-only host): the next
 // validated address is tried. Timeouts are not in the list so one connection attempt stays bounded.
-const TRY_NEXT_ADDRESS = new Set([
+export const TRY_NEXT_ADDRESS = new Set([
   'ECONNREFUSED',
   'ENETUNREACH',
   'EHOSTUNREACH',
@@ -27,8 +27,14 @@ const TRY_NEXT_ADDRESS = new Set([
 
 // The socket is always given an IP address, so node never resolves; should that ever change, resolving here would
 // bypass validation, so it fails instead.
-const refuseLookup: LookupFunction = (hostname, _options, callback) => {
-  callback(new Error(`Safe connector refused to resolve "${hostname}" a second time`), '', 4);
+export const refuseLookup: LookupFunction = (hostname, _options, callback) => {
+  callback(
+    new Error(
+      `Refused to resolve "${hostname}" a second time: sockets are opened to validated addresses only`,
+    ),
+    '',
+    4,
+  );
 };
 
 /**

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { AttemptOutcome, DeliveryService } from '../delivery/delivery.service.js';
 import { redactUrl } from '../delivery/io.js';
+import { ConcurrencyLimit } from './concurrency-limit.js';
 import { retryDelayFor } from '../delivery/retry.js';
 import type {
   DeliveryCallbacks,
@@ -17,15 +18,16 @@ import type { Dispatcher } from './dispatcher.js';
  */
 export class DirectDispatcher implements Dispatcher {
   private readonly logger = new Logger('Thorn');
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
+  private readonly limit: ConcurrencyLimit;
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
 
   constructor(
     private readonly delivery: DeliveryService,
-    private readonly concurrency: number,
-  ) {}
+    concurrency: number,
+  ) {
+    this.limit = new ConcurrencyLimit(concurrency);
+  }
 
   async dispatch(envelope: EventEnvelope): Promise<SendResult> {
     const recipients = await this.delivery.recipients(envelope);
@@ -52,7 +54,7 @@ export class DirectDispatcher implements Dispatcher {
   }
 
   private async deliver(req: DeliveryRequest, callbacks?: DeliveryCallbacks): Promise<DeliveryResult> {
-    const outcome = await this.limited(() => this.delivery.attempt(req));
+    const outcome = await this.limit.run(() => this.delivery.attempt(req));
     const retrying = this.settle(req, outcome, callbacks);
     return {
       subscription: req.subscription,
@@ -79,7 +81,7 @@ export class DirectDispatcher implements Dispatcher {
       const delay = retryDelayFor(req.settings, retriesDone + 1, verdict.retryAfter);
       const timer = setTimeout(() => {
         this.timers.delete(timer);
-        void this.limited(() => this.delivery.attempt(req)).then((o) => this.settle(req, o, callbacks));
+        void this.limit.run(() => this.delivery.attempt(req)).then((o) => this.settle(req, o, callbacks));
       }, delay);
       this.timers.add(timer);
       return true;
@@ -106,19 +108,6 @@ export class DirectDispatcher implements Dispatcher {
       else await cb.onError?.(req, outcome.error ?? new Error('delivery failed'));
     } catch (err) {
       this.logger.error(`A send() callback threw for delivery ${req.id}: ${(err as Error).message}`);
-    }
-  }
-
-  private async limited<T>(fn: () => Promise<T>): Promise<T> {
-    // a finishing task hands its slot straight to the next waiter, so `active` never exceeds `concurrency`
-    if (this.active < this.concurrency) this.active++;
-    else await new Promise<void>((r) => this.waiting.push(r));
-    try {
-      return await fn();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.active--;
     }
   }
 }

@@ -14,26 +14,7 @@ import {
   type LookupLike,
   type RecipientValidator,
 } from '../../lib/delivery/validators.js';
-
-// Self-signed certificate for DNS:my.test (EC P-256, valid until 2126), so TLS runs on loopback without a CA.
-const TLS_KEY = `-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgundzbh7iuKFPWqzt
-L6+lo/YHdAMBxLl4+TJ34BoDf3yhRANCAAS0u8c5ll/R/kKj2MMI0q5q+rZYeNDF
-IdiXvEl6lVK+MGtg13Ht2SaGS41IkLkpkBlWlIEIgAtRgG0UlcxGscti
------END PRIVATE KEY-----
-`;
-const TLS_CERT = `-----BEGIN CERTIFICATE-----
-MIIBkDCCATWgAwIBAgIULULZ1G9/2bOxHOHAXcr+nuoPXU0wCgYIKoZIzj0EAwIw
-EjEQMA4GA1UEAwwHbXkudGVzdDAgFw0yNjExMjYxMDQ1NDBaGA8yMTI2MTEwMjEw
-NDU0MFowEjEQMA4GA1UEAwwHbXkudGVzdDBZMBMGByqGSM49AgEGCCqGSM49AwEH
-A0IABLS7xzmWX9H+QqPYwwjSrmr6tlh40MUh2Je8SXqVUr4wa2DXce3ZJoZLjUiQ
-uSmQGVaUgQiAC1GAbRSVzEaxy2KjZzBlMB0GA1UdDgQWBBQH7fYRFTdhIhC4R0X+
-p76AAWBVMjAfBgNVHSMEGDAWgBQH7fYRFTdhIhC4R0X+p76AAWBVMjAPBgNVHRMB
-Af8EBTADAQH/MBIGA1UdEQQLMAmCB215LnRlc3QwCgYIKoZIzj0EAwIDSQAwRgIh
-AK4/iLQXZq0wcAqcieqlJPpHVqC/Swjsdh3UCH/H1SDCAiEAo/C97JHfYqfJ9DCF
-Qrmm7366/H+PlQuXYrepa4PBcL8=
------END CERTIFICATE-----
-`;
+import { TLS_CERT, TLS_KEY } from '../fixtures/tls.js';
 
 /** A loopback receiver that records connections and requests. */
 interface Receiver {

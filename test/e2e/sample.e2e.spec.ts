@@ -19,7 +19,9 @@ describe('sample app demo flow', () => {
       'article.tags_cleared',
       'article.removed',
     ]) {
-      expect(output).toMatch(new RegExp(`✓ ${event.replace('.', '\\.')}\\s+delivery [0-9a-f-]{36}  signature verified`));
+      expect(output).toMatch(
+        new RegExp(`✓ ${event.replace('.', '\\.')}\\s+delivery [0-9a-f-]{36}  signature verified`),
+      );
     }
     expect(output).toMatch(/ref http:\/\/localhost:\d+\/articles\/[0-9a-f-]{36}/);
   }, 60_000);

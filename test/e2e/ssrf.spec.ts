@@ -27,6 +27,7 @@ import {
   type Transport,
   type TransportOptions,
 } from '../../lib/index.js';
+import { TLS_CERT, TLS_KEY } from '../fixtures/tls.js';
 
 /** A loopback server that counts connections and records requests; it closes every connection after answering. */
 interface Counting {
@@ -613,25 +614,8 @@ describe('SSRF through an axios instance whose interceptor replaces the adapter'
 });
 
 describe.each(KINDS)('redirect from https to http, %s transport', (kind) => {
-  // Self-signed certificate for DNS:my.test (as in safe-connect.spec.ts).
-  const key = `-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgundzbh7iuKFPWqzt
-L6+lo/YHdAMBxLl4+TJ34BoDf3yhRANCAAS0u8c5ll/R/kKj2MMI0q5q+rZYeNDF
-IdiXvEl6lVK+MGtg13Ht2SaGS41IkLkpkBlWlIEIgAtRgG0UlcxGscti
------END PRIVATE KEY-----
-`;
-  const cert = `-----BEGIN CERTIFICATE-----
-MIIBkDCCATWgAwIBAgIULULZ1G9/2bOxHOHAXcr+nuoPXU0wCgYIKoZIzj0EAwIw
-EjEQMA4GA1UEAwwHbXkudGVzdDAgFw0yNjExMjYxMDQ1NDBaGA8yMTI2MTEwMjEw
-NDU0MFowEjEQMA4GA1UEAwwHbXkudGVzdDBZMBMGByqGSM49AgEGCCqGSM49AwEH
-A0IABLS7xzmWX9H+QqPYwwjSrmr6tlh40MUh2Je8SXqVUr4wa2DXce3ZJoZLjUiQ
-uSmQGVaUgQiAC1GAbRSVzEaxy2KjZzBlMB0GA1UdDgQWBBQH7fYRFTdhIhC4R0X+
-p76AAWBVMjAfBgNVHSMEGDAWgBQH7fYRFTdhIhC4R0X+p76AAWBVMjAPBgNVHRMB
-Af8EBTADAQH/MBIGA1UdEQQLMAmCB215LnRlc3QwCgYIKoZIzj0EAwIDSQAwRgIh
-AK4/iLQXZq0wcAqcieqlJPpHVqC/Swjsdh3UCH/H1SDCAiEAo/C97JHfYqfJ9DCF
-Qrmm7366/H+PlQuXYrepa4PBcL8=
------END CERTIFICATE-----
-`;
+  const key = TLS_KEY;
+  const cert = TLS_CERT;
 
   it('is refused as a downgrade, and the http target is never contacted', async () => {
     const tls = await listen('127.0.0.1', 0, { key, cert });

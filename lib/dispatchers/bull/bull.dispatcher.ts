@@ -1,5 +1,6 @@
 // Loaded only by `dispatcher: 'bull'` (dynamic import from dispatcher.factory.ts): the one module that needs `bull`.
 import { redactUrl } from '../../delivery/io.js';
+import { ConcurrencyLimit } from '../concurrency-limit.js';
 import { Logger } from '@nestjs/common';
 import type { ModuleRef } from '@nestjs/core';
 import type Bull from 'bull';
@@ -44,8 +45,7 @@ export interface ThornJobResult {
  */
 export class BullDispatcher implements Dispatcher {
   private readonly logger = new Logger('Thorn');
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
+  private readonly limit: ConcurrencyLimit;
   private closing?: Promise<void>;
   private processing = false;
 
@@ -55,6 +55,7 @@ export class BullDispatcher implements Dispatcher {
     private readonly options: ResolvedThornOptions,
     private readonly delivery: DeliveryService,
   ) {
+    this.limit = new ConcurrencyLimit(options.concurrency);
     queue.on('error', (err: Error) => this.logger.error(`Bull queue "${queue.name}": ${err.message}`));
   }
 
@@ -252,7 +253,7 @@ export class BullDispatcher implements Dispatcher {
     const result: ThornJobResult = { requests: requests.length, chunks, ok: 0, retrying: 0, failed: 0 };
     await Promise.all(
       requests.map(async (req) => {
-        const outcome = await this.limited(() => this.delivery.attempt(req));
+        const outcome = await this.limit.run(() => this.delivery.attempt(req));
         result[await this.settle(req, outcome)]++;
       }),
     );
@@ -274,18 +275,5 @@ export class BullDispatcher implements Dispatcher {
       `Delivery ${req.id} of ${req.event} to ${redactUrl(req.url)} failed after ${req.attempts} attempt(s): ${outcome.error?.message}`,
     );
     return 'failed';
-  }
-
-  private async limited<T>(fn: () => Promise<T>): Promise<T> {
-    // a finishing task hands its slot straight to the next waiter, so `active` never exceeds `concurrency`
-    if (this.active < this.options.concurrency) this.active++;
-    else await new Promise<void>((r) => this.waiting.push(r));
-    try {
-      return await fn();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.active--;
-    }
   }
 }
