@@ -32,6 +32,20 @@ function envelope(): EventEnvelope {
 }
 
 describe('bull job helpers', () => {
+  it('carries a recipient that could not be prepared across the queue as a failure, never as a sendable request', async () => {
+    const delivery = new DeliveryService(resolveThornOptions(), null, noTransport);
+    const recipients = [recipient('http://a/1'), { ...recipient('http://a/2'), contentType: 'application/xml' }];
+    const reqs = delivery.prepare(envelope(), recipients);
+    useStableIds('event-2', reqs, recipients);
+    const back = fromWire(JSON.parse(JSON.stringify(toWire(reqs))));
+    expect(back[0].failure).toBeUndefined();
+    expect(back[1].failure?.message).toMatch(/No codec for content type "application\/xml"/);
+    // attempt() fails it without touching the transport (which here has no send() at all)
+    const outcome = await delivery.attempt(back[1]);
+    expect(outcome.verdict).toEqual({ ok: false, retryable: false, gone: false });
+    expect(outcome.error?.message).toMatch(/No codec/);
+  });
+
   it('gives the same delivery ids every time an event is prepared, distinct per recipient (even for the same URL twice)', () => {
     const delivery = new DeliveryService(resolveThornOptions({ standardWebhooks: true }), null, noTransport);
     const recipients = [recipient('http://a/1'), recipient('http://a/1'), recipient('http://b/2')];
