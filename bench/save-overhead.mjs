@@ -1,0 +1,204 @@
+// Scenario 2: what model events add to TypeORM save(). A @WebhookModel entity with @ModelEvent on create and change,
+// saved one at a time, against an identical undecorated entity saved through the same DataSource (baseline), runs
+// interleaved A/B/B/A so drift hits both. Two setups per database:
+//   - "no subscribers": direct dispatcher, no static subscribers, stored-subscription table present but empty (every
+//     event still looks its recipients up: one SELECT on thorn_subscriber);
+//   - "bull, 10 subscribers": 10 static subscribers, bull dispatcher on a real Redis, producer only (worker: false),
+//     so the save pays for building the message and enqueueing one job.
+// Model events are dispatched after commit in the background: every timed batch ends with ModelEventEmitter.idle(), so
+// that work is inside the measurement.
+import 'reflect-metadata';
+import { Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
+import { Column, DataSource, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import {
+  EventService,
+  ModelEvent,
+  ModelEventEmitter,
+  Subscriber,
+  ThornModule,
+  WebhookModel,
+  blockInternalIps,
+  ensureProtocol,
+} from 'nestjs-thorn';
+import { median, round } from './lib.mjs';
+
+// Identical columns on both entities; only the decorators differ.
+class BenchArticle {
+  webhookPayload() {
+    return { title: this.title, state: this.state, views: this.views };
+  }
+}
+class PlainArticle {}
+for (const [cls, table] of [
+  [BenchArticle, 'bench_article'],
+  [PlainArticle, 'plain_article'],
+]) {
+  Entity(table)(cls);
+  PrimaryGeneratedColumn()(cls.prototype, 'id');
+  Column({ type: 'varchar', length: 200 })(cls.prototype, 'title');
+  Column({ type: 'text' })(cls.prototype, 'body');
+  Column({ type: 'varchar', length: 20, default: 'DRAFT' })(cls.prototype, 'state');
+  Column({ type: 'int' })(cls.prototype, 'authorId');
+  Column({ type: 'int', default: 0 })(cls.prototype, 'views');
+}
+// class decorators apply bottom-up, as they would be written top-down
+ModelEvent('article.changed', { on: 'change' })(BenchArticle);
+ModelEvent('article.created', { on: 'create' })(BenchArticle);
+WebhookModel({ senderField: 'authorId' })(BenchArticle);
+
+const BODY = 'Lorem ipsum dolor sit amet, consectetur adipiscing elit. '.repeat(4);
+
+async function boot(dbOptions, thornOptions) {
+  class App {}
+  Module({
+    imports: [
+      TypeOrmModule.forRoot({
+        ...dbOptions,
+        entities: [Subscriber, BenchArticle, PlainArticle],
+        synchronize: true,
+        dropSchema: true,
+      }),
+      ThornModule.forRoot({
+        controller: false,
+        recipientValidators: [blockInternalIps({ allow: ['127.0.0.0/8'] }), ensureProtocol('http')],
+        ...thornOptions,
+      }),
+    ],
+  })(App);
+  const app = await NestFactory.createApplicationContext(App, { logger: ['error'] });
+  const ds = app.get(getDataSourceToken());
+  return { app, ds, emitter: app.get(ModelEventEmitter), events: app.get(EventService) };
+}
+
+/** One timed batch: `n` inserts (one save() each), then `n` updates of those rows; background events included. */
+async function batch(ctx, cls, n, seq) {
+  const repo = ctx.ds.getRepository(cls);
+  const rows = [];
+  let t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const a = repo.create({ title: `Article ${seq}-${i}`, body: BODY, authorId: 1 + (i % 50), views: 0 });
+    rows.push(await repo.save(a));
+  }
+  await ctx.emitter.idle();
+  const insertMs = performance.now() - t0;
+  t0 = performance.now();
+  for (const a of rows) {
+    a.views++;
+    a.state = 'PUBLISHED';
+    await repo.save(a);
+  }
+  await ctx.emitter.idle();
+  const updateMs = performance.now() - t0;
+  return { insertMs, updateMs };
+}
+
+/**
+ * `runs` A/B pairs (order alternating) of `n` saves each; the ratio is taken per pair (same moment, same noise), and
+ * the median pair ratio is reported with the median rates.
+ */
+async function compare(ctx, n, runs, afterRun) {
+  // warm up both paths (JIT, statement caches, the queue connection)
+  for (let w = 0; w < 2; w++) {
+    await batch(ctx, PlainArticle, Math.ceil(n / 4), `w${w}`);
+    await batch(ctx, BenchArticle, Math.ceil(n / 4), `w${w}`);
+    await afterRun?.();
+  }
+  const pairs = [];
+  for (let r = 0; r < runs; r++) {
+    const order = r % 2 ? ['decorated', 'plain'] : ['plain', 'decorated'];
+    const out = {};
+    for (const which of order) {
+      out[which] = await batch(ctx, which === 'plain' ? PlainArticle : BenchArticle, n, r);
+      await afterRun?.();
+    }
+    pairs.push(out);
+  }
+  const summarize = (key) => {
+    const ratios = pairs.map((p) => p.decorated[key] / p.plain[key]);
+    return {
+      rate: median(pairs.map((p) => (n / p.decorated[key]) * 1000)),
+      baseRate: median(pairs.map((p) => (n / p.plain[key]) * 1000)),
+      ratio: median(ratios),
+      addedUs: median(pairs.map((p) => ((p.decorated[key] - p.plain[key]) / n) * 1000)),
+      runs: ratios.map((x) => round(x, 3)),
+    };
+  };
+  return { insert: summarize('insertMs'), update: summarize('updateMs') };
+}
+
+export async function saveOverhead(
+  { pgUrl, redisUrl, receiverUrl },
+  { runs = 7, sqliteSaves = 2000, pgSaves = 1000 } = {},
+) {
+  const rows = [];
+  const databases = [['SQLite :memory:', { type: 'better-sqlite3', database: ':memory:' }, sqliteSaves]];
+  if (pgUrl) {
+    // its own database, so the lookup scenario's tables are never touched
+    const admin = new DataSource({ type: 'postgres', url: pgUrl });
+    await admin.initialize();
+    await admin.query('DROP DATABASE IF EXISTS bench_save');
+    await admin.query('CREATE DATABASE bench_save');
+    await admin.destroy();
+    const url = new URL(pgUrl);
+    url.pathname = '/bench_save';
+    databases.push(['PostgreSQL', { type: 'postgres', url: String(url) }, pgSaves]);
+  }
+  const subscribers = Array.from({ length: 10 }, (_, i) => ({
+    url: `${receiverUrl}/save-${i}`,
+    hmacSecret: `secret-${i}`,
+  }));
+  const setups = [['0 subscribers (direct, empty store)', { dispatcher: 'direct' }, '≤ 1.10']];
+  if (redisUrl) {
+    setups.push([
+      '10 subscribers, bull producer-only',
+      {
+        dispatcher: 'bull',
+        bull: { url: redisUrl, prefix: `bench-save-${process.pid}` },
+        worker: false,
+        subscribers: { 'article.*': subscribers },
+      },
+      '≤ 1.5',
+    ]);
+  }
+  for (const [dbName, dbOptions, n] of databases) {
+    for (const [setupName, thornOptions, target] of setups) {
+      const ctx = await boot(dbOptions, thornOptions);
+      const queue = ctx.events.dispatcher.queue;
+      let result;
+      try {
+        if (queue) await queue.obliterate({ force: true });
+        // drop enqueued jobs between runs (outside the timing) so Redis does not grow
+        result = await compare(ctx, n, runs, queue ? () => queue.empty() : undefined);
+        if (queue) {
+          // check that a save really enqueues a job (the timed runs' jobs were dropped between runs)
+          await ctx.ds.getRepository(BenchArticle).save({ title: 't', body: 'b', authorId: 1 });
+          await ctx.emitter.idle();
+          const waiting = await queue.getWaitingCount();
+          if (waiting < 1) throw new Error('bull: no job enqueued for a save');
+          await queue.obliterate({ force: true });
+        }
+      } finally {
+        await ctx.app.close();
+      }
+      for (const op of ['insert', 'update']) {
+        const r = result[op];
+        rows.push({
+          scenario: 'save overhead',
+          case: `${dbName} ${op}, ${setupName}`,
+          value: round(r.rate, 0),
+          unit: 'saves/s',
+          baseline: round(r.baseRate, 0),
+          baselineName: 'same save() of an identical undecorated entity, same DataSource, runs interleaved',
+          ratio: round(r.ratio, 2),
+          target,
+          met: r.ratio <= Number(target.replace('≤ ', '')),
+          runs: r.runs,
+          note: `ratio = decorated time / baseline time; +${round(r.addedUs, 0)} µs per save; ${n} sequential save()s per run, background dispatch finished inside the timing`,
+        });
+      }
+    }
+  }
+  return rows;
+}
