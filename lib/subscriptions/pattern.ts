@@ -37,6 +37,20 @@ const MAX_EXPANDED_WORDS = 6;
  * (19 candidates for a two-word name, 39 for three).
  */
 export function candidatePatterns(name: string): string[] {
+  // event names repeat (every save of an entity raises the same few), so the list is computed once per name
+  let cached = candidateCache.get(name);
+  if (!cached) {
+    if (candidateCache.size >= MAX_CACHED_NAMES) candidateCache.clear();
+    cached = Object.freeze(computeCandidates(name)) as string[];
+    candidateCache.set(name, cached);
+  }
+  return cached;
+}
+
+const MAX_CACHED_NAMES = 1000;
+const candidateCache = new Map<string, string[]>();
+
+function computeCandidates(name: string): string[] {
   const words = name.split('.');
   const out = new Set<string>(['*', '#', name]);
   const variants = (ws: string[]): string[][] => {

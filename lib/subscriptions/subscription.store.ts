@@ -13,6 +13,7 @@ export class SubscriptionStore {
   readonly repository: Repository<Subscriber>;
   /** Prepared SQL per "with sender" / "without sender" on PostgreSQL and SQLite; null elsewhere (QueryBuilder). */
   private readonly sql: { withSender: string; anyone: string } | null;
+  private readonly encoded = new WeakMap<string[], string>();
 
   constructor(dataSource: DataSource, entity: EntityTarget<Subscriber>) {
     this.repository = dataSource.getRepository(entity);
@@ -49,6 +50,16 @@ export class SubscriptionStore {
       user: s.user,
       source: 'stored' as const,
     }));
+  }
+
+  /** The candidate list as SQLite's json_each parameter, encoded once per (cached) list. */
+  private json(patterns: string[]): string {
+    let text = this.encoded.get(patterns);
+    if (text === undefined) {
+      text = JSON.stringify(patterns);
+      this.encoded.set(patterns, text);
+    }
+    return text;
   }
 
   /** Removes a subscription whose receiver answered 410 Gone. */
