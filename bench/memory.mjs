@@ -1,8 +1,8 @@
 // Scenario 5: memory while 100,000 events pass through eventService.bufferEvents() (maybeFlush every N sends) and the
 // direct dispatcher (K = 1, loopback receiver). Each run is a fresh process (bench/memory-child.mjs), so its peak RSS is
 // its own. Baseline: the same process's RSS idle after app start and a warm-up (after GC).
-//   - peak RSS and growth over idle with N = 10,000 events in flight per flush;
-//   - MB per 10,000 in-flight deliveries: the slope of peak RSS between N = 1,000 and N = 10,000;
+//   - peak RSS and growth over idle with N = 10,000 events per flush;
+//   - MB per 10,000 events flushed at once (the direct dispatcher starts at most `concurrency` of them at a time): the slope of peak RSS between N = 1,000 and N = 10,000;
 //   - bounded: RSS after 50,000 vs after 100,000 events.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -59,26 +59,26 @@ export async function memory(receiver, { runs = 3, total = 100_000, small = 1_00
   return [
     {
       ...base,
-      case: `peak RSS, maybeFlush every ${fmt(large)} (that many in flight)`,
+      case: `peak RSS, maybeFlush every ${fmt(large)} (that many per flush)`,
       value: mb(peak),
       unit: 'MB',
       baseline: mb(idle),
       ratio: round(peak / idle, 2),
       runs: results[large].map((x) => mb(x.peak)),
-      note: `growth ${mb(growth)} MB (${mb(growthSmall)} MB with ${fmt(small)} in flight); ${base.note}`,
+      note: `growth ${mb(growth)} MB (${mb(growthSmall)} MB with ${fmt(small)} per flush); ${base.note}`,
     },
     {
       ...base,
-      case: 'RSS per 10,000 in-flight deliveries',
+      case: 'RSS per 10,000 events flushed at once',
       value: mb(per10k),
       unit: 'MB',
       baseline: mb(idle),
       ratio: round(per10k / idle, 2),
-      note: `slope of peak RSS growth between ${fmt(small)} and ${fmt(large)} in flight; ${base.note}`,
+      note: `slope of peak RSS growth between flushes of ${fmt(small)} and ${fmt(large)} events; ${base.note}`,
     },
     {
       ...base,
-      case: 'live heap per 10,000 in-flight deliveries',
+      case: 'live heap per 10,000 events flushed at once',
       value: mb(live10k),
       unit: 'MB',
       baseline: mb(heapIdle),

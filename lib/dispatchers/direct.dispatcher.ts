@@ -24,7 +24,7 @@ export class DirectDispatcher implements Dispatcher {
 
   constructor(
     private readonly delivery: DeliveryService,
-    concurrency: number,
+    private readonly concurrency: number,
   ) {
     this.limit = new ConcurrencyLimit(concurrency);
   }
@@ -36,8 +36,21 @@ export class DirectDispatcher implements Dispatcher {
     return { event: envelope.name, deliveries };
   }
 
+  /**
+   * A buffer flush: events start in order, at most `concurrency` of them at a time, so a flush of 10,000 events holds
+   * a few dozen prepared deliveries in memory instead of 10,000 suspended ones.
+   */
   async dispatchMany(envelopes: EventEnvelope[]): Promise<SendResult[]> {
-    return Promise.all(envelopes.map((e) => this.dispatch(e)));
+    const results: SendResult[] = new Array(envelopes.length);
+    let next = 0;
+    const lane = async () => {
+      while (next < envelopes.length) {
+        const i = next++;
+        results[i] = await this.dispatch(envelopes[i]);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, envelopes.length) }, lane));
+    return results;
   }
 
   /** Retries still scheduled (for shutdown and tests). */
