@@ -9,7 +9,8 @@ const localReceiver = fileURLToPath(new URL('./receiver.mjs', import.meta.url));
 
 /** Starts the loopback receiver in its own process; resolves to { url, stats(), reset(), stop() }. */
 export async function startReceiver(args = []) {
-  const script = existsSync(sharedReceiver) ? sharedReceiver : localReceiver;
+  // the project's loopback receiver (a copy of the one in shared/bench, so a plain clone can run the bench)
+  const script = existsSync(localReceiver) ? localReceiver : sharedReceiver;
   const port = await freePort();
   const child = spawn(process.execPath, [script, '--port', String(port), '--max-seconds', '900', ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
