@@ -26,12 +26,12 @@ export class CreateThornSubscriber1764150000000 implements MigrationInterface {
           {
             name: 'createdAt',
             type: pg ? 'timestamp' : 'datetime',
-            default: pg ? 'now()' : "(datetime('now'))",
+            default: pg ? 'now()' : "datetime('now')",
           },
           {
             name: 'updatedAt',
             type: pg ? 'timestamp' : 'datetime',
-            default: pg ? 'now()' : "(datetime('now'))",
+            default: pg ? 'now()' : "datetime('now')",
           },
         ],
       }),

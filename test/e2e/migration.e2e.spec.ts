@@ -1,0 +1,42 @@
+import 'reflect-metadata';
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { DataSource } from 'typeorm';
+import { CreateThornSubscriber1764150000000, Subscriber } from '../../lib/index.js';
+import { testDatabases } from '../fixtures/databases.js';
+
+describe.each(testDatabases)('the shipped migration ($name)', (db) => {
+  let ds: DataSource | undefined;
+  afterEach(async () => {
+    await ds?.destroy();
+    ds = undefined;
+  });
+
+  it('creates exactly the schema the Subscriber entity expects, and rows work through the entity', async () => {
+    const base = db.options([Subscriber]);
+    // start from an empty database, then apply only the migration
+    const reset = new DataSource({ ...base, synchronize: false, dropSchema: true } as any);
+    await reset.initialize();
+    await reset.destroy();
+    ds = new DataSource({
+      ...base,
+      synchronize: false,
+      dropSchema: false,
+      migrations: [CreateThornSubscriber1764150000000],
+    } as any);
+    await ds.initialize();
+    const applied = await ds.runMigrations();
+    expect(applied.map((m) => m.name)).toEqual(['CreateThornSubscriber1764150000000']);
+    // TypeORM's schema diff between the migrated tables and the entity: nothing left to change
+    const pending = await ds.driver.createSchemaBuilder().log();
+    expect(pending.upQueries.map((q) => q.query)).toEqual([]);
+    const repo = ds.getRepository(Subscriber);
+    const row = await repo.save(
+      repo.create({ event: 'article.*', url: 'https://hooks.example.com/a', user: 'u1' }),
+    );
+    expect(row.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(row.hmacSecret).toHaveLength(64);
+    expect(row.createdAt).toBeInstanceOf(Date);
+    await ds.undoLastMigration();
+    await expect(repo.count()).rejects.toThrow();
+  });
+});
