@@ -2,6 +2,7 @@
 import 'reflect-metadata';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import http from 'node:http';
 import { Agent } from 'undici';
 import { EventService, ThornModule, blockInternalIps, ensureProtocol } from 'nestjs-thorn';
 import { bodyOfSize, medianOf, quantile, round } from './lib.mjs';
@@ -108,6 +109,78 @@ const SAME_HEADERS = {
   'hook-subscription': '0b6f0c1e-5c55-4a8b-9b39-2a5b0f6e4d11',
   'hook-hmac': 'NoW4PnbIMVpqi579pkYHK2uiHnILE/kWwJ6U+89ZOxg=',
 };
+
+/** The raw axios baseline: one keep-alive agent, the same concurrency and bodies, no signing. */
+async function rawAxios(receiver, total, body) {
+  const { default: axios } = await import('axios');
+  const agent = new http.Agent({ keepAlive: true });
+  const client = axios.create({
+    httpAgent: agent,
+    proxy: false,
+    maxRedirects: 0,
+    validateStatus: () => true,
+  });
+  const payload = JSON.stringify(body);
+  const latencies = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < total) {
+        next++;
+        const s = performance.now();
+        await client.post(`${receiver.url}/raw`, payload, {
+          headers: { 'content-type': 'application/json' },
+        });
+        latencies.push(performance.now() - s);
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  agent.destroy();
+  return { perSecond: total / seconds, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) };
+}
+
+/** The axios transport (K = 10) against a raw axios client, both measured now: axios's own cost is the limit. */
+export async function axiosThroughput(receiver, { runs = 3, total = 10_000, bodySize = 300 } = {}) {
+  const body = bodyOfSize(bodySize);
+  await rawAxios(receiver, 1000, body);
+  await thorn(receiver, 10, 1000, body, 'axios');
+  const base = await medianOf(runs, 'perSecond', () =>
+    withReceiverCpu(receiver, () => rawAxios(receiver, total, body)),
+  );
+  const r = await medianOf(runs, 'perSecond', () =>
+    withReceiverCpu(receiver, () => thorn(receiver, 10, total, body, 'axios')),
+  );
+  return [
+    {
+      scenario: 'direct throughput',
+      case: `baseline: raw axios keep-alive, c=${CONCURRENCY}, body only`,
+      value: round(base.perSecond, 0),
+      unit: 'requests/s',
+      p50ms: round(base.p50, 2),
+      p99ms: round(base.p99, 2),
+      baseline: round(base.perSecond, 0),
+      ratio: 1,
+      senderCpuUs: round(base.senderCpuUs, 1),
+      runs: base.runs,
+    },
+    {
+      scenario: 'direct throughput',
+      case: 'axios transport, K=10, signed',
+      value: round(r.perSecond, 0),
+      unit: 'deliveries/s',
+      p50ms: round(r.p50, 2),
+      p99ms: round(r.p99, 2),
+      baseline: round(base.perSecond, 0),
+      baselineName: `raw axios keep-alive, c=${CONCURRENCY}, body only`,
+      ratio: round(r.perSecond / base.perSecond, 2),
+      senderCpuUs: round(r.senderCpuUs, 1),
+      target: '>= 0.8',
+      runs: r.runs,
+    },
+  ];
+}
 
 /** Rows for K = 1, 10, 100, each the median of `runs` runs, against two raw-undici baselines measured in this run. */
 export async function directThroughput(

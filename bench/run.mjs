@@ -4,14 +4,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { startReceiver } from './lib.mjs';
-import { directThroughput } from './direct-throughput.mjs';
+import { axiosThroughput, directThroughput } from './direct-throughput.mjs';
 import { saveOverhead } from './save-overhead.mjs';
 import { lookupScale } from './lookup-scale.mjs';
 import { bullPipeline } from './bull-pipeline.mjs';
 import { memory } from './memory.mjs';
 import { startPostgres, startRedis } from '../test/services.mjs';
 
-const SCENARIOS = ['direct', 'save', 'lookup', 'bull', 'memory'];
+const SCENARIOS = ['direct', 'axios', 'save', 'lookup', 'bull', 'memory'];
 const only = process.argv.slice(2);
 for (const o of only) {
   if (!SCENARIOS.includes(o)) {
@@ -74,6 +74,7 @@ try {
   const receiver = await startReceiver();
   cleanups.push(() => receiver.stop());
   if (want('direct')) for (const r of await directThroughput(receiver)) record(r);
+  if (want('axios')) for (const r of await axiosThroughput(receiver)) record(r);
   if (want('save')) {
     const [p, r] = await Promise.all([postgres(), redisServer()]);
     for (const row of await saveOverhead({ pgUrl: p.url, redisUrl: r.url, receiverUrl: receiver.url }))
