@@ -61,6 +61,8 @@ export interface ThornModuleOptions extends Partial<DeliverySettings> {
   propagateErrors?: boolean;
   /** Guards for the `/hooks` routes, in addition to the built-in "authenticated" check. */
   guards?: (Type<CanActivate> | CanActivate)[];
+  /** Subscriptions one user may hold through `/hooks` (default 1000); more is answered 409. */
+  maxSubscriptionsPerUser?: number;
   /** The requesting user's id for `/hooks` ownership (default `req.user?.id`). */
   getUser?: (req: any) => string | number | null | undefined;
   /** Prefix that turns relative `ref` values into absolute URLs. */
@@ -101,6 +103,7 @@ export interface ResolvedThornOptions extends DeliverySettings {
   propagateErrors: boolean;
   guards: (Type<CanActivate> | CanActivate)[];
   getUser: (req: any) => string | number | null | undefined;
+  maxSubscriptionsPerUser: number;
   baseUrl?: string;
   userAgent: string;
   lookup: LookupLike;
@@ -134,6 +137,7 @@ const KNOWN = new Set([
   'propagateErrors',
   'guards',
   'getUser',
+  'maxSubscriptionsPerUser',
   'baseUrl',
   'userAgent',
   'lookup',
@@ -264,6 +268,7 @@ export function resolveThornOptions(o: ThornModuleOptions = {}): ResolvedThornOp
     propagateErrors: bool(o, 'propagateErrors', false),
     guards: o.guards ?? [],
     getUser: fn(o, 'getUser', (req: any) => req?.user?.id),
+    maxSubscriptionsPerUser: num(o, 'maxSubscriptionsPerUser', 1000, 1),
     baseUrl: o.baseUrl,
     userAgent: o.userAgent ?? `nestjs-thorn/${THORN_VERSION}`,
     lookup: fn(o, 'lookup', dnsLookup as LookupLike),

@@ -1,4 +1,5 @@
 import {
+  ConflictException,
   Body,
   Delete,
   Get,
@@ -88,6 +89,10 @@ export class HooksController implements OnModuleInit {
     @Req() req: any,
     @Res({ passthrough: true }) res: any,
   ): Promise<SubscriptionJson> {
+    // checked before insert: concurrent requests may overshoot by a few, which is all a quota needs
+    if ((await this.repository.countBy({ user })) >= this.options.maxSubscriptionsPerUser) {
+      throw new ConflictException(hooksMessages.quota(this.options.maxSubscriptionsPerUser));
+    }
     const entity = this.repository.create({ ...this.changes(body), user });
     const saved = await this.repository.save(entity);
     const json = await this.show(saved.id, user, collectionUrl(req, false));

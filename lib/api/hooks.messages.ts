@@ -2,6 +2,8 @@
 export const hooksMessages = {
   unauthenticated: () => 'authentication required: this route needs a signed-in user',
   notFound: () => 'subscription not found',
+  quota: (max: number) =>
+    `subscription limit reached: a user may hold ${max} subscriptions; delete some first`,
   notJson: () => 'body must be JSON: send Content-Type: application/json',
   missingBody: () => 'body is required: send a JSON object with the subscription fields',
   notObject: (kind: string) => `body must be a JSON object, not ${kind}`,

@@ -542,6 +542,18 @@ describe.each(testDatabases)('/hooks REST API ($name)', (db) => {
   describe('options', () => {
     afterEach(close);
 
+    it('caps the subscriptions one user may hold (maxSubscriptionsPerUser), per user', async () => {
+      await boot({ maxSubscriptionsPerUser: 2 });
+      const first = await http.post('/hooks').set(ALICE).send(VALID).expect(201);
+      await http.post('/hooks').set(ALICE).send(VALID).expect(201);
+      const over = await http.post('/hooks').set(ALICE).send(VALID).expect(409);
+      expect(over.body.message).toMatch(/subscription limit reached: a user may hold 2 subscriptions/);
+      await http.post('/hooks').set(BOB).send(VALID).expect(201);
+      expect(await repo.countBy({ user: 'alice' })).toBe(2);
+      await http.delete(`/hooks/${first.body.id}`).set(ALICE).expect(204);
+      await http.post('/hooks').set(ALICE).send(VALID).expect(201);
+    });
+
     it('accepts only eventChoices when set', async () => {
       await boot({ eventChoices: ['article.created', 'article.removed'] });
       const ok = await http.post('/hooks').set(ALICE).send(VALID).expect(201);
