@@ -5,9 +5,19 @@ import type { Recipient, SubscriberContext, SubscriberSpec, SubscribersOption } 
 
 /** A UUID-shaped id derived from url + pattern, so a static subscriber's `Hook-Subscription` never changes. */
 export function staticSubscriberId(url: string, pattern: string): string {
-  const h = createHash('sha1').update(`thorn:${pattern}\n${url}`).digest('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16], 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  // static subscribers come back on every event: hash each (pattern, url) once
+  const key = `${pattern}\n${url}`;
+  let id = staticIds.get(key);
+  if (!id) {
+    const h = createHash('sha1').update(`thorn:${pattern}\n${url}`).digest('hex');
+    id = `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16], 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+    if (staticIds.size >= 10_000) staticIds.clear();
+    staticIds.set(key, id);
+  }
+  return id;
 }
+
+const staticIds = new Map<string, string>();
 
 interface ResolveDefaults {
   defaultHmacSecret?: string;
