@@ -63,18 +63,17 @@ export class DeliveryService {
     // a database error is not: it rejects, so the caller (or the bull job's retry) knows the event was not served
     const onError = (pattern: string, err: unknown) =>
       this.logger.error(`Subscriber for "${pattern}" skipped for ${env.name}: ${asError(err).message}`);
+    const none = Promise.resolve([] as Recipient[]);
     const [statics, stored, own] = await Promise.all([
       resolveSubscribers(this.options.subscribers, env.name, ctx, {
         defaultHmacSecret: secret,
         source: 'static',
         onError,
       }),
-      this.store ? this.store.find(env.name, env.sender) : [],
-      resolveSubscribers(env.subscribers, env.name, ctx, {
-        defaultHmacSecret: secret,
-        source: 'event',
-        onError,
-      }),
+      this.store ? this.store.find(env.name, env.sender) : none,
+      env.subscribers
+        ? resolveSubscribers(env.subscribers, env.name, ctx, { defaultHmacSecret: secret, source: 'event', onError })
+        : none,
     ]);
     return [...statics, ...stored, ...own];
   }
