@@ -1,11 +1,9 @@
 // Scenario 1: direct dispatcher throughput vs a raw undici keep-alive client, same bodies, same concurrency.
 import 'reflect-metadata';
-import { Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
 import http from 'node:http';
 import { Agent } from 'undici';
-import { EventService, ThornModule, blockInternalIps, ensureProtocol } from 'nestjs-thorn';
-import { bodyOfSize, medianOf, quantile, round } from './lib.mjs';
+import { EventService } from 'nestjs-thorn';
+import { bodyOfSize, closedLoop, medianOf, quantile, round, thornContext } from './lib.mjs';
 
 const CONCURRENCY = 64;
 
@@ -13,29 +11,13 @@ async function rawUndici(receiver, total, body, extraHeaders = {}) {
   const agent = new Agent({ keepAliveTimeout: 30_000, connections: null });
   const { origin } = new URL(receiver.url);
   const payload = JSON.stringify(body);
-  const latencies = [];
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < total) {
-        next++;
-        const s = performance.now();
-        const res = await agent.request({
-          origin,
-          path: '/raw',
-          method: 'POST',
-          headers: { 'content-type': 'application/json', ...extraHeaders },
-          body: payload,
-        });
-        await res.body.dump();
-        latencies.push(performance.now() - s);
-      }
-    }),
-  );
-  const seconds = (performance.now() - t0) / 1000;
+  const headers = { 'content-type': 'application/json', ...extraHeaders };
+  const r = await closedLoop(total, CONCURRENCY, async () => {
+    const res = await agent.request({ origin, path: '/raw', method: 'POST', headers, body: payload });
+    await res.body.dump();
+  });
   await agent.close();
-  return { perSecond: total / seconds, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) };
+  return r;
 }
 
 async function thorn(receiver, k, total, body, transport) {
@@ -43,21 +25,11 @@ async function thorn(receiver, k, total, body, transport) {
     url: `${receiver.url}/s${i}`,
     hmacSecret: `secret-${i}`,
   }));
-  class App {}
-  Module({
-    imports: [
-      ThornModule.forRoot({
-        subscriberEntity: false,
-        controller: false,
-        subscribers: { 'article.*': subscribers },
-        recipientValidators: [blockInternalIps({ allow: ['127.0.0.0/8'] }), ensureProtocol('http')],
-        retry: false,
-        concurrency: CONCURRENCY,
-        ...(transport ? { transport } : {}),
-      }),
-    ],
-  })(App);
-  const app = await NestFactory.createApplicationContext(App, { logger: false });
+  const app = await thornContext({
+    subscribers: { 'article.*': subscribers },
+    concurrency: CONCURRENCY,
+    ...(transport ? { transport } : {}),
+  });
   const events = app.get(EventService);
   const nEvents = Math.ceil(total / k);
   // enough events in flight to keep CONCURRENCY requests busy
@@ -121,24 +93,12 @@ async function rawAxios(receiver, total, body) {
     validateStatus: () => true,
   });
   const payload = JSON.stringify(body);
-  const latencies = [];
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < total) {
-        next++;
-        const s = performance.now();
-        await client.post(`${receiver.url}/raw`, payload, {
-          headers: { 'content-type': 'application/json' },
-        });
-        latencies.push(performance.now() - s);
-      }
-    }),
+  const headers = { 'content-type': 'application/json' };
+  const r = await closedLoop(total, CONCURRENCY, () =>
+    client.post(`${receiver.url}/raw`, payload, { headers }),
   );
-  const seconds = (performance.now() - t0) / 1000;
   agent.destroy();
-  return { perSecond: total / seconds, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) };
+  return r;
 }
 
 /** The axios transport (K = 10) against a raw axios client, both measured now: axios's own cost is the limit. */

@@ -75,3 +75,50 @@ export function bodyOfSize(size) {
   base.data.title = 'x'.repeat(pad);
   return base;
 }
+
+/**
+ * `concurrency` lanes that each call `fn()` until `total` calls were made; throughput and per-call latency.
+ * The same closed loop drives the raw-client baselines and the package, so they are measured alike.
+ */
+export async function closedLoop(total, concurrency, fn) {
+  const latencies = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        next++;
+        const s = performance.now();
+        await fn();
+        latencies.push(performance.now() - s);
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  return { perSecond: total / seconds, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) };
+}
+
+/** A Nest application context with ThornModule only (no TypeORM, no controller) and loopback receivers allowed. */
+export async function thornContext(options) {
+  const [{ Module }, { NestFactory }, thorn] = await Promise.all([
+    import('@nestjs/common'),
+    import('@nestjs/core'),
+    import('nestjs-thorn'),
+  ]);
+  class App {}
+  Module({
+    imports: [
+      thorn.ThornModule.forRoot({
+        subscriberEntity: false,
+        controller: false,
+        recipientValidators: [
+          thorn.blockInternalIps({ allow: ['127.0.0.0/8'] }),
+          thorn.ensureProtocol('http'),
+        ],
+        retry: false,
+        ...options,
+      }),
+    ],
+  })(App);
+  return NestFactory.createApplicationContext(App, { logger: false });
+}
