@@ -14,6 +14,7 @@ export const messages = {
     'Static subscribers without hmacSecret will be sent unsigned: set hmacSecret on them or the defaultHmacSecret option',
   payloadTooLarge: (event: string, size: number, max: number) =>
     `Cannot send "${event}": the encoded body is ${size} bytes, over maxPayloadSize (${max}); send less data or raise the option`,
+  codecFailed: (contentType: string, why: string) => `The codec for "${contentType}" failed: ${why}`,
   noCodec: (contentType: string) =>
     `No codec for content type "${contentType}": add it to the "codecs" option`,
   bullNoConnection: (why: string) =>

@@ -89,7 +89,7 @@ export class HooksController implements OnModuleInit {
     @Req() req: any,
     @Res({ passthrough: true }) res: any,
   ): Promise<SubscriptionJson> {
-    // checked before insert: concurrent requests may overshoot by a few, which is all a quota needs
+    // checked before insert, not atomically: N concurrent creates may overshoot by up to N - 1 (README, Known limits)
     if ((await this.repository.countBy({ user })) >= this.options.maxSubscriptionsPerUser) {
       throw new ConflictException(hooksMessages.quota(this.options.maxSubscriptionsPerUser));
     }

@@ -315,6 +315,11 @@ function safeSettings(agents: SafeAgents, signal: AbortSignal): Record<string, u
     // Redirects are followed (or not) by DeliveryService, which validates every hop.
     maxRedirects: 0,
     beforeRedirect: undefined,
+    // An instance's credentials and query parameters belong to whatever API it was made for, never to a subscriber's
+    // URL (axios would also let `auth` replace the delivery's own Authorization header).
+    auth: undefined,
+    params: undefined,
+    paramsSerializer: undefined,
     // Anything that would open connections outside the safe agents.
     socketPath: null,
     transport: undefined,

@@ -72,7 +72,11 @@ export class DeliveryService {
       }),
       this.store ? this.store.find(env.name, env.sender) : none,
       env.subscribers
-        ? resolveSubscribers(env.subscribers, env.name, ctx, { defaultHmacSecret: secret, source: 'event', onError })
+        ? resolveSubscribers(env.subscribers, env.name, ctx, {
+            defaultHmacSecret: secret,
+            source: 'event',
+            onError,
+          })
         : none,
     ]);
     return [...statics, ...stored, ...own];
@@ -106,8 +110,18 @@ export class DeliveryService {
       if (!body) {
         const codec = this.options.codecs[r.contentType];
         if (!codec) return { ...request, failure: new PayloadError(messages.noCodec(r.contentType)) };
-        const encoded = codec(env.body);
-        body = typeof encoded === 'string' ? Buffer.from(encoded) : encoded;
+        try {
+          const encoded = codec(env.body);
+          if (typeof encoded !== 'string' && !Buffer.isBuffer(encoded))
+            throw new TypeError('it returned neither a string nor a Buffer');
+          body = typeof encoded === 'string' ? Buffer.from(encoded) : encoded;
+        } catch (err) {
+          // a broken codec fails the recipients of its content type only
+          return {
+            ...request,
+            failure: new PayloadError(messages.codecFailed(r.contentType, asError(err).message)),
+          };
+        }
         if (body.length > this.options.maxPayloadSize) {
           throw new PayloadError(
             messages.payloadTooLarge(env.name, body.length, this.options.maxPayloadSize),
@@ -126,7 +140,13 @@ export class DeliveryService {
       };
       if (r.hmacSecret) {
         try {
-          request.headers[HOOK_HEADERS.hmac] = this.options.hmacSigner(r.hmacDigest, r.hmacSecret, body);
+          const signature: unknown = this.options.hmacSigner(r.hmacDigest, r.hmacSecret, body);
+          if (typeof signature !== 'string' || !signature) {
+            throw new TypeError(
+              `the signer returned ${typeof signature === 'string' ? 'an empty string' : typeof signature}, not a signature string`,
+            );
+          }
+          request.headers[HOOK_HEADERS.hmac] = signature;
         } catch (err) {
           return {
             ...request,

@@ -42,14 +42,27 @@ export class DirectDispatcher implements Dispatcher {
    */
   async dispatchMany(envelopes: EventEnvelope[]): Promise<SendResult[]> {
     const results: SendResult[] = new Array(envelopes.length);
+    const errors: unknown[] = [];
     let next = 0;
     const lane = async () => {
       while (next < envelopes.length) {
         const i = next++;
-        results[i] = await this.dispatch(envelopes[i]);
+        // one event that can't be sent (e.g. an oversized payload) must not stop the others
+        results[i] = await this.dispatch(envelopes[i]).catch((err: unknown) => {
+          errors.push(err);
+          return { event: envelopes[i].name, deliveries: [] };
+        });
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.concurrency, envelopes.length) }, lane));
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) {
+      const first = errors[0] instanceof Error ? errors[0].message : String(errors[0]);
+      throw new AggregateError(
+        errors,
+        `${errors.length} of ${envelopes.length} events could not be sent; first: ${first}`,
+      );
+    }
     return results;
   }
 

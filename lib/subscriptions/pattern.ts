@@ -70,7 +70,8 @@ function computeCandidates(name: string): string[] {
     for (const v of variants(words.slice(0, k))) out.add([...v, '#'].join('.'));
     for (const v of variants(words.slice(words.length - k))) out.add(['#', ...v].join('.'));
   }
-  return [...out].filter((p) => p.length <= MAX_PATTERN_LENGTH);
+  // code points, as the varchar(190) column and the /hooks length check count them
+  return [...out].filter((p) => p.length <= MAX_PATTERN_LENGTH || [...p].length <= MAX_PATTERN_LENGTH);
 }
 
 /** Why `pattern` can't be stored as a subscription's `event`, or null when it can. */

@@ -27,7 +27,7 @@ export class SubscriptionStore {
     let rows: Record<string, any>[];
     if (this.sql) {
       const list =
-        this.repository.manager.connection.options.type === 'postgres' ? patterns : JSON.stringify(patterns);
+        this.repository.manager.connection.options.type === 'postgres' ? patterns : this.json(patterns);
       rows = await this.repository.query(
         owned ? this.sql.withSender : this.sql.anyone,
         owned ? [list, sender] : [list],

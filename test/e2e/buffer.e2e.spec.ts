@@ -148,6 +148,20 @@ describe('bufferEvents (SPEC §2.1)', () => {
     expect(received()).toEqual([1, 2]);
   });
 
+  it('events that cannot be sent do not stop the rest of a flush, which then rejects naming them', async () => {
+    const big = 'x'.repeat(300 * 1024); // over the default maxPayloadSize (256 KiB)
+    await expect(
+      events.bufferEvents(async () => {
+        await events.send('buf.x', { n: 1 });
+        await events.send('buf.x', { n: 'too big 1', big });
+        await events.send('buf.x', { n: 'too big 2', big });
+        await events.send('buf.x', { n: 2 });
+      }),
+    ).rejects.toThrow(/2 of 4 events could not be sent; first: .*over maxPayloadSize/);
+    // concurrency is 1 here: a failing event used to end the only lane and drop everything after it
+    expect(received()).toEqual([1, 2]);
+  });
+
   it('events sent outside any buffer are not held', async () => {
     const r = await events.send('buf.x', { n: 1 });
     expect(r.buffered).toBeUndefined();

@@ -267,7 +267,13 @@ describe('dispatchers and sending', () => {
       base({
         hmacSigner: (digest, secret, body) => {
           if (secret === 'explode') throw new Error('signer down');
+          if (secret === 'async') return Promise.resolve('x') as any;
           return sign(digest, secret, body);
+        },
+        codecs: {
+          'text/broken': () => {
+            throw new Error('codec down');
+          },
         },
         subscribers: {
           'a.b': [
@@ -279,6 +285,8 @@ describe('dispatchers and sending', () => {
             42 as any,
             { url: `${receiver.url}/no-codec`, contentType: 'application/xml' },
             { url: `${receiver.url}/bad-signer`, hmacSecret: 'explode' },
+            { url: `${receiver.url}/async-signer`, hmacSecret: 'async' },
+            { url: `${receiver.url}/bad-codec`, contentType: 'text/broken' },
             `${receiver.url}/last`,
           ],
         },
@@ -291,13 +299,17 @@ describe('dispatchers and sending', () => {
       ['/first', true],
       ['/no-codec', false],
       ['/bad-signer', false],
+      ['/async-signer', false],
+      ['/bad-codec', false],
       ['/last', true],
     ]);
     expect(result.deliveries[1].error).toMatch(/No codec for content type "application\/xml"/);
     expect(result.deliveries[2].error).toMatch(/Signing failed.*signer down/);
+    expect(result.deliveries[3].error).toMatch(/signer returned object, not a signature string/);
+    expect(result.deliveries[4].error).toMatch(/The codec for "text\/broken" failed: codec down/);
     expect(result.deliveries.every((d) => !d.retrying)).toBe(true);
     await new Promise((r) => setImmediate(r));
-    expect(errors).toHaveLength(2);
+    expect(errors).toHaveLength(4);
   });
 
   it('a module-scope Event sent before any ThornModule runs throws a clear error', async () => {

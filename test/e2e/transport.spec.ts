@@ -440,6 +440,24 @@ describe('axios transport with your own instance', () => {
     }
   });
 
+  it("never sends the instance's own auth or params to a subscriber", async () => {
+    const instance = axios.create({
+      auth: { username: 'internal-api', password: 'S3CRET' },
+      params: { api_key: 'k' },
+    });
+    transport = await makeTransport('axios instance', {}, instance);
+    const withOwn = request(`${server.url}/own`);
+    withOwn.headers.Authorization = 'Bearer subscriber-token';
+    await transport.send(withOwn);
+    await transport.send(request(`${server.url.replace('http://', 'http://alice:pw@')}/userinfo`));
+    await transport.send(request(`${server.url}/plain`));
+    expect(server.requests.map((r) => [r.path, r.headers.authorization])).toEqual([
+      ['/own', 'Bearer subscriber-token'],
+      ['/userinfo', `Basic ${Buffer.from('alice:pw').toString('base64')}`],
+      ['/plain', undefined],
+    ]);
+  });
+
   it('keeps the answer when a response interceptor rejects non-2xx', async () => {
     const instance = axios.create();
     instance.interceptors.response.use((r) => {

@@ -76,3 +76,11 @@ describe('candidatePatterns on hostile names', () => {
     expect(c).toEqual(expect.arrayContaining(['*', '#', 'w0.#', '*.#', '#.w2999']));
   });
 });
+
+describe('candidatePatterns length limit', () => {
+  it('counts code points like the varchar(190) column: a storable emoji pattern is still a candidate', () => {
+    const name = `order.${'😀'.repeat(95)}`; // 101 code points, 196 UTF-16 code units
+    expect([...name].length).toBeLessThanOrEqual(190);
+    expect(candidatePatterns(name)).toEqual(expect.arrayContaining([name, 'order.*', '#']));
+  });
+});

@@ -189,7 +189,15 @@ export class BullDispatcher implements Dispatcher {
           env.subscribers,
           env.name,
           { ...env.context, sender: env.sender ?? undefined },
-          { defaultHmacSecret: this.options.defaultHmacSecret, source: 'event' },
+          {
+            defaultHmacSecret: this.options.defaultHmacSecret,
+            source: 'event',
+            // as with the direct dispatcher, a broken per-event subscriber loses only itself
+            onError: (pattern, err) =>
+              this.logger.error(
+                `Subscriber for "${pattern}" skipped for ${env.name}: ${(err as Error)?.message ?? err}`,
+              ),
+          },
         )
       : undefined;
     return {
