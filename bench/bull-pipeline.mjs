@@ -10,20 +10,17 @@
 //     batch's B·K deliveries − the batch's first send(). p50/p99 over the batches.
 // Each setup runs on its own queue (Redis key prefix), so idle workers of the other setup stay blocked in Redis.
 import 'reflect-metadata';
-import { Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { EventService, ThornModule, blockInternalIps, ensureProtocol } from 'nestjs-thorn';
+import { EventService } from 'nestjs-thorn';
 import { freePort } from '../test/services.mjs';
-import { bodyOfSize, median, quantile, round } from './lib.mjs';
+import { bodyOfSize, median, quantile, round, thornContext } from './lib.mjs';
 
 const here = (f) => fileURLToPath(new URL(f, import.meta.url));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const epochNow = () => performance.timeOrigin + performance.now();
-const validators = [blockInternalIps({ allow: ['127.0.0.0/8'] }), ensureProtocol('http')];
 
 /** The batch receiver in its own process. */
 async function startBatchReceiver() {
@@ -91,19 +88,7 @@ function startWorker(config, nodeArgs = []) {
 }
 
 async function bootApp(options) {
-  class App {}
-  Module({
-    imports: [
-      ThornModule.forRoot({
-        subscriberEntity: false,
-        controller: false,
-        recipientValidators: validators,
-        retry: false,
-        ...options,
-      }),
-    ],
-  })(App);
-  const app = await NestFactory.createApplicationContext(App, { logger: ['error', 'warn'] });
+  const app = await thornContext(options);
   return { app, events: app.get(EventService) };
 }
 

@@ -25,11 +25,14 @@ async function thorn(receiver, k, total, body, transport) {
     url: `${receiver.url}/s${i}`,
     hmacSecret: `secret-${i}`,
   }));
-  const app = await thornContext({
-    subscribers: { 'article.*': subscribers },
-    concurrency: CONCURRENCY,
-    ...(transport ? { transport } : {}),
-  });
+  const app = await thornContext(
+    {
+      subscribers: { 'article.*': subscribers },
+      concurrency: CONCURRENCY,
+      ...(transport ? { transport } : {}),
+    },
+    false,
+  );
   const events = app.get(EventService);
   const nEvents = Math.ceil(total / k);
   // enough events in flight to keep CONCURRENCY requests busy
@@ -101,6 +104,24 @@ async function rawAxios(receiver, total, body) {
   return r;
 }
 
+/** One result row; `base` is the baseline measured in the same run. */
+function row(caseName, unit, r, base, extra = {}) {
+  return {
+    scenario: 'direct throughput',
+    case: caseName,
+    value: round(r.perSecond, 0),
+    unit,
+    p50ms: round(r.p50, 2),
+    p99ms: round(r.p99, 2),
+    baseline: round(base.perSecond, 0),
+    ratio: round(r.perSecond / base.perSecond, 2),
+    receiverCpu: round(r.receiverCpu, 2),
+    senderCpuUs: round(r.senderCpuUs, 1),
+    runs: r.runs,
+    ...extra,
+  };
+}
+
 /** The axios transport (K = 10) against a raw axios client, both measured now: axios's own cost is the limit. */
 export async function axiosThroughput(receiver, { runs = 3, total = 10_000, bodySize = 300 } = {}) {
   const body = bodyOfSize(bodySize);
@@ -112,43 +133,19 @@ export async function axiosThroughput(receiver, { runs = 3, total = 10_000, body
   const r = await medianOf(runs, 'perSecond', () =>
     withReceiverCpu(receiver, () => thorn(receiver, 10, total, body, 'axios')),
   );
+  const baseName = `raw axios keep-alive, c=${CONCURRENCY}, body only`;
   return [
-    {
-      scenario: 'direct throughput',
-      case: `baseline: raw axios keep-alive, c=${CONCURRENCY}, body only`,
-      value: round(base.perSecond, 0),
-      unit: 'requests/s',
-      p50ms: round(base.p50, 2),
-      p99ms: round(base.p99, 2),
-      baseline: round(base.perSecond, 0),
-      ratio: 1,
-      senderCpuUs: round(base.senderCpuUs, 1),
-      runs: base.runs,
-    },
-    {
-      scenario: 'direct throughput',
-      case: 'axios transport, K=10, signed',
-      value: round(r.perSecond, 0),
-      unit: 'deliveries/s',
-      p50ms: round(r.p50, 2),
-      p99ms: round(r.p99, 2),
-      baseline: round(base.perSecond, 0),
-      baselineName: `raw axios keep-alive, c=${CONCURRENCY}, body only`,
-      ratio: round(r.perSecond / base.perSecond, 2),
-      senderCpuUs: round(r.senderCpuUs, 1),
+    row(`baseline: ${baseName}`, 'requests/s', base, base),
+    row('axios transport, K=10, signed', 'deliveries/s', r, base, {
+      baselineName: baseName,
       target: '>= 0.8',
-      runs: r.runs,
-    },
+    }),
   ];
 }
 
 /** Rows for K = 1, 10, 100, each the median of `runs` runs, against two raw-undici baselines measured in this run. */
-export async function directThroughput(
-  receiver,
-  { runs = 3, total = 30_000, bodySize = 300, transports = ['undici'] } = {},
-) {
+export async function directThroughput(receiver, { runs = 3, total = 30_000, bodySize = 300 } = {}) {
   const body = bodyOfSize(bodySize);
-  const rows = [];
   // warm up both paths (JIT, connections)
   await rawUndici(receiver, 3000, body);
   await thorn(receiver, 10, 3000, body);
@@ -158,48 +155,27 @@ export async function directThroughput(
   const sameHeaders = await medianOf(runs, 'perSecond', () =>
     withReceiverCpu(receiver, () => rawUndici(receiver, total, body, SAME_HEADERS)),
   );
-  for (const b of [
-    [baseline, `raw undici keep-alive, c=${CONCURRENCY}, body only`],
-    [sameHeaders, `raw undici keep-alive, c=${CONCURRENCY}, same headers as a delivery`],
-  ]) {
-    rows.push({
-      scenario: 'direct throughput',
-      case: `baseline: ${b[1]}`,
-      value: round(b[0].perSecond, 0),
-      unit: 'requests/s',
-      p50ms: round(b[0].p50, 2),
-      p99ms: round(b[0].p99, 2),
-      baseline: round(baseline.perSecond, 0),
-      ratio: round(b[0].perSecond / baseline.perSecond, 2),
-      receiverCpu: round(b[0].receiverCpu, 2),
-      senderCpuUs: round(b[0].senderCpuUs, 1),
-      runs: b[0].runs,
-    });
-  }
-  for (const transport of transports) {
-    for (const k of [1, 10, 100]) {
-      const r = await medianOf(runs, 'perSecond', () =>
-        withReceiverCpu(receiver, () =>
-          thorn(receiver, k, total, body, transport === 'undici' ? undefined : transport),
-        ),
-      );
-      rows.push({
-        scenario: 'direct throughput',
-        case: `${transport}, K=${k}, signed`,
-        value: round(r.perSecond, 0),
-        unit: 'deliveries/s',
-        p50ms: round(r.p50, 2),
-        p99ms: round(r.p99, 2),
-        baseline: round(baseline.perSecond, 0),
-        baselineName: `raw undici keep-alive, c=${CONCURRENCY}, body only`,
-        ratio: round(r.perSecond / baseline.perSecond, 2),
+  const baseName = `raw undici keep-alive, c=${CONCURRENCY}, body only`;
+  const rows = [
+    row(`baseline: ${baseName}`, 'requests/s', baseline, baseline),
+    row(
+      `baseline: raw undici keep-alive, c=${CONCURRENCY}, same headers as a delivery`,
+      'requests/s',
+      sameHeaders,
+      baseline,
+    ),
+  ];
+  for (const k of [1, 10, 100]) {
+    const r = await medianOf(runs, 'perSecond', () =>
+      withReceiverCpu(receiver, () => thorn(receiver, k, total, body)),
+    );
+    rows.push(
+      row(`undici, K=${k}, signed`, 'deliveries/s', r, baseline, {
+        baselineName: baseName,
         ratioSameHeaders: round(r.perSecond / sameHeaders.perSecond, 2),
-        receiverCpu: round(r.receiverCpu, 2),
-        senderCpuUs: round(r.senderCpuUs, 1),
         target: '>= 0.8',
-        runs: r.runs,
-      });
-    }
+      }),
+    );
   }
   return rows;
 }

@@ -99,7 +99,7 @@ export async function closedLoop(total, concurrency, fn) {
 }
 
 /** A Nest application context with ThornModule only (no TypeORM, no controller) and loopback receivers allowed. */
-export async function thornContext(options) {
+export async function thornContext(options, logger = ['error', 'warn']) {
   const [{ Module }, { NestFactory }, thorn] = await Promise.all([
     import('@nestjs/common'),
     import('@nestjs/core'),
@@ -120,5 +120,5 @@ export async function thornContext(options) {
       }),
     ],
   })(App);
-  return NestFactory.createApplicationContext(App, { logger: false });
+  return NestFactory.createApplicationContext(App, { logger });
 }

@@ -3,10 +3,8 @@
 // signed static subscriber (the loopback receiver). Config in THORN_BENCH_MEMORY (JSON):
 // { receiverUrl, total, flushEvery, concurrency }. Prints one JSON line of MB figures. Run with --expose-gc.
 import 'reflect-metadata';
-import { Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { EventService, ThornModule, blockInternalIps, ensureProtocol } from 'nestjs-thorn';
-import { bodyOfSize } from './lib.mjs';
+import { EventService } from 'nestjs-thorn';
+import { bodyOfSize, thornContext } from './lib.mjs';
 
 const cfg = JSON.parse(process.env.THORN_BENCH_MEMORY ?? '{}');
 const MB = 2 ** 20;
@@ -22,20 +20,10 @@ setTimeout(() => {
   process.exit(3);
 }, cfg.maxRunMs ?? 120_000).unref();
 
-class App {}
-Module({
-  imports: [
-    ThornModule.forRoot({
-      subscriberEntity: false,
-      controller: false,
-      subscribers: { 'mem.*': [{ url: `${cfg.receiverUrl}/mem`, hmacSecret: 'memory-secret' }] },
-      recipientValidators: [blockInternalIps({ allow: ['127.0.0.0/8'] }), ensureProtocol('http')],
-      retry: false,
-      concurrency: cfg.concurrency ?? 64,
-    }),
-  ],
-})(App);
-const app = await NestFactory.createApplicationContext(App, { logger: ['error', 'warn'] });
+const app = await thornContext({
+  subscribers: { 'mem.*': [{ url: `${cfg.receiverUrl}/mem`, hmacSecret: 'memory-secret' }] },
+  concurrency: cfg.concurrency ?? 64,
+});
 const events = app.get(EventService);
 const body = bodyOfSize(300);
 
