@@ -143,6 +143,26 @@ beforeEach(() => {
  * Recipients that resolve to (or are) internal addresses, written every way we know. Ports are P, where loopback
  * servers listen on 127.0.0.1, 127.0.0.2, 127.0.0.3 and ::1, so a connection would be counted.
  */
+/** Sends every URL of the table straight through `transport`: each must fail with SecurityError. */
+async function expectEveryUrlBlocked(transport: Transport): Promise<void> {
+  for (const url of blockedUrls()) {
+    const err = await transport
+      .send({
+        url,
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+        timeout: 2000,
+        validators: addressRulesOnly(),
+        keepAlive: true,
+      })
+      .then(
+        () => new Error(`${url} was delivered`),
+        (e: Error) => e,
+      );
+    expect({ url, name: err.name }).toEqual({ url, name: 'SecurityError' });
+  }
+}
+
 const blockedUrls = (): string[] => [
   // IPv4 loopback, plain and odd literal forms
   `http://127.0.0.1:${P}/hook`,
@@ -281,22 +301,7 @@ describe.each(KINDS)('SSRF, %s transport', (kind) => {
   it('blocks every URL of the table in the transport itself, with no connection made', async () => {
     const { lookup } = recordingLookup();
     transport = await transportOf(kind, { lookup, maxResponseBody: 1024 });
-    for (const url of blockedUrls()) {
-      const err = await transport
-        .send({
-          url,
-          headers: { 'content-type': 'application/json' },
-          body: '{}',
-          timeout: 2000,
-          validators: addressRulesOnly(),
-          keepAlive: true,
-        })
-        .then(
-          () => new Error(`${url} was delivered`),
-          (e: Error) => e,
-        );
-      expect({ url, name: err.name }).toEqual({ url, name: 'SecurityError' });
-    }
+    await expectEveryUrlBlocked(transport);
     expect(totalConnections()).toBe(0);
   });
 
@@ -593,22 +598,7 @@ describe('SSRF through an axios instance whose interceptor replaces the adapter'
   it('blocks every URL of the table in the transport itself, with no connection made', async () => {
     const { lookup } = recordingLookup();
     transport = await AxiosTransport.create({ lookup, maxResponseBody: 1024 }, swapping(selfSending));
-    for (const url of blockedUrls()) {
-      const err = await transport
-        .send({
-          url,
-          headers: { 'content-type': 'application/json' },
-          body: '{}',
-          timeout: 2000,
-          validators: addressRulesOnly(),
-          keepAlive: true,
-        })
-        .then(
-          () => new Error(`${url} was delivered`),
-          (e: Error) => e,
-        );
-      expect({ url, name: err.name }).toEqual({ url, name: 'SecurityError' });
-    }
+    await expectEveryUrlBlocked(transport);
     expect(totalConnections()).toBe(0);
   });
 });
