@@ -10,6 +10,8 @@ export const messages = {
     `ThornModule needs a TypeORM DataSource${name === 'default' ? '' : ` named "${name}"`} for stored subscriptions: import TypeOrmModule.forRoot(...), or pass subscriberEntity: false to use static subscribers only`,
   entityNotRegistered: (entity: string) =>
     `The TypeORM DataSource does not know the "${entity}" entity: add it to "entities" or set autoLoadEntities: true`,
+  noSender: (model: string, event: string, senderField: string) =>
+    `${model}: no sender at senderField "${senderField}" for "${event}" (a null relation or value, or a related row without its primary key): such events go only to subscriptions owned by nobody, never to every user's. Logged once per model`,
   unsignedStatic: () =>
     'Static subscribers without hmacSecret will be sent unsigned: set hmacSecret on them or the defaultHmacSecret option',
   payloadTooLarge: (event: string, size: number, max: number) =>

@@ -55,7 +55,7 @@ export class DeliveryService {
 
   /** Static subscribers, then stored subscriptions, then the event's own, in that order. */
   async recipients(
-    env: Pick<EventEnvelope, 'name' | 'sender' | 'context' | 'subscribers'>,
+    env: Pick<EventEnvelope, 'name' | 'sender' | 'ownerlessOnly' | 'context' | 'subscribers'>,
   ): Promise<Recipient[]> {
     const ctx = { ...env.context, sender: env.sender ?? undefined };
     const secret = this.options.defaultHmacSecret;
@@ -70,7 +70,7 @@ export class DeliveryService {
         source: 'static',
         onError,
       }),
-      this.store ? this.store.find(env.name, env.sender) : none,
+      this.store ? this.store.find(env.name, env.sender, env.ownerlessOnly) : none,
       env.subscribers
         ? resolveSubscribers(env.subscribers, env.name, ctx, {
             defaultHmacSecret: secret,

@@ -44,6 +44,11 @@ export interface EventEnvelope {
   /** JSON-safe body (data + requestData, or the model-event message). */
   body: unknown;
   sender?: string | null;
+  /**
+   * Stored subscriptions owned by nobody only: a model event whose `senderField` gave no sender (it must not reach
+   * every user's subscriptions). Static and per-event subscribers are not filtered.
+   */
+  ownerlessOnly?: boolean;
   /** Passed to callback subscribers (with `sender`). */
   context: SubscriberContext;
   headers: Record<string, string>;

@@ -72,12 +72,15 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
     return this.sendBody(event.name, body, event.options, options);
   }
 
-  /** Sends an already-built, JSON-safe body (model events use this for their message). */
+  /**
+   * Sends an already-built, JSON-safe body (model events use this for their message; `ownerlessOnly`: see
+   * `EventEnvelope`).
+   */
   async sendBody(
     name: string,
     body: unknown,
     eventOptions: EventOptions,
-    options: SendOptions = {},
+    options: SendOptions & { ownerlessOnly?: boolean } = {},
   ): Promise<SendResult> {
     const envelope = this.envelope(name, body, eventOptions, options);
     const dispatcher = await this.dispatcherFor(eventOptions.dispatcher);
@@ -137,11 +140,17 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
     return results.flat();
   }
 
-  private envelope(name: string, body: unknown, ev: EventOptions, opts: SendOptions): EventEnvelope {
+  private envelope(
+    name: string,
+    body: unknown,
+    ev: EventOptions,
+    opts: SendOptions & { ownerlessOnly?: boolean },
+  ): EventEnvelope {
     return {
       name,
       body,
       sender: senderId(opts.sender),
+      ...(opts.ownerlessOnly ? { ownerlessOnly: true } : {}),
       context: { ...(opts.context ?? {}) },
       headers: { ...(opts.headers ?? {}) },
       settings: resolveDeliverySettings(this.options, opts, ev),

@@ -29,10 +29,18 @@ const messages = {
     `Q: unknown operator in "${key}": use "${key}__eq" to compare for equality`,
 };
 
+// On every Q: whether it has a `now_*` condition (reads the previous version) anywhere inside (registered, like BRAND).
+const TRANSITIONS = Symbol.for('nestjs-thorn.Q.transitions');
+
 class QNode implements Q {
   readonly [BRAND] = true;
+  readonly [TRANSITIONS]: boolean;
 
-  constructor(private readonly test: Test) {
+  constructor(
+    private readonly test: Test,
+    transitions: boolean,
+  ) {
+    this[TRANSITIONS] = transitions;
     Object.freeze(this);
   }
 
@@ -91,12 +99,24 @@ function isPlainFilter(x: unknown): x is Record<string, unknown> {
 function build(fields: Record<string, unknown> = {}): Q {
   if (!isPlainFilter(fields)) throw new TypeError(messages.notAFilter(fields));
   const tests = Object.entries(fields).map(([key, value]) => condition(key, value));
-  return new QNode((obj, previous) => tests.every((test) => test(obj, previous)));
+  const transitions = Object.keys(fields).some((key) =>
+    key.slice(key.lastIndexOf('__') + 2).startsWith(TRANSITION_PREFIX),
+  );
+  return new QNode((obj, previous) => tests.every((test) => test(obj, previous)), transitions);
 }
 
 /** Whether `x` is a `Q` (from any copy of this package). */
 export function isQ(x: unknown): x is Q {
   return typeof x === 'object' && x !== null && (x as Record<symbol, unknown>)[BRAND] === true;
+}
+
+/**
+ * Whether `q` compares with the previous version (has a `now_*` condition). A Q from another copy of the package can't
+ * say, so it counts as one.
+ */
+export function hasTransitions(q: Q): boolean {
+  const flag = (q as Partial<Record<typeof TRANSITIONS, boolean>>)[TRANSITIONS];
+  return flag ?? true;
 }
 
 /** Converts a filter option to a `Q`: a `Q` is returned as is, a plain object is compiled, undefined matches all. */
@@ -108,19 +128,19 @@ export function toQ(filter: QLike | null | undefined): Q {
 /** A filter matching when any of `qs` matches (none given: matches nothing). */
 function or(...qs: QLike[]): Q {
   const all = qs.map(toQ);
-  return new QNode((obj, previous) => all.some((q) => q.matches(obj, previous)));
+  return new QNode((obj, previous) => all.some((q) => q.matches(obj, previous)), all.some(hasTransitions));
 }
 
 /** A filter matching when all of `qs` match (none given: matches everything). */
 function and(...qs: QLike[]): Q {
   const all = qs.map(toQ);
-  return new QNode((obj, previous) => all.every((q) => q.matches(obj, previous)));
+  return new QNode((obj, previous) => all.every((q) => q.matches(obj, previous)), all.some(hasTransitions));
 }
 
 /** A filter matching exactly when `q` does not. */
 function not(q: QLike): Q {
   const inner = toQ(q);
-  return new QNode((obj, previous) => !inner.matches(obj, previous));
+  return new QNode((obj, previous) => !inner.matches(obj, previous), hasTransitions(inner));
 }
 
 /** Builds a filter: `Q({ state__eq: 'PUBLISHED' })`; combine with `Q.or`, `Q.and`, `Q.not` or the fluent methods. */

@@ -11,8 +11,8 @@ const FIELDS = ['id', 'event', 'url', 'user', 'hmacSecret', 'hmacDigest', 'conte
  */
 export class SubscriptionStore {
   readonly repository: Repository<Subscriber>;
-  /** Prepared SQL per "with sender" / "without sender" on PostgreSQL and SQLite; null elsewhere (QueryBuilder). */
-  private readonly sql: { withSender: string; anyone: string } | null;
+  /** Prepared SQL per ownership filter on PostgreSQL and SQLite; null elsewhere (QueryBuilder). */
+  private readonly sql: { withSender: string; anyone: string; ownerless: string } | null;
   private readonly encoded = new WeakMap<string[], string>();
 
   constructor(dataSource: DataSource, entity: EntityTarget<Subscriber>) {
@@ -20,16 +20,20 @@ export class SubscriptionStore {
     this.sql = this.prepare(dataSource);
   }
 
-  /** Subscriptions matching `event`; with a sender, only those owned by it or by nobody. */
-  async find(event: string, sender?: string | null): Promise<Recipient[]> {
+  /**
+   * Subscriptions matching `event`; with a sender, only those owned by it or by nobody; with `ownerlessOnly` (and no
+   * sender), only those owned by nobody.
+   */
+  async find(event: string, sender?: string | null, ownerlessOnly = false): Promise<Recipient[]> {
     const patterns = candidatePatterns(event);
     const owned = sender !== undefined && sender !== null;
+    const ownerless = !owned && ownerlessOnly;
     let rows: Record<string, any>[];
     if (this.sql) {
       const list =
         this.repository.manager.connection.options.type === 'postgres' ? patterns : this.json(patterns);
       rows = await this.repository.query(
-        owned ? this.sql.withSender : this.sql.anyone,
+        owned ? this.sql.withSender : ownerless ? this.sql.ownerless : this.sql.anyone,
         owned ? [list, sender] : [list],
       );
     } else {
@@ -38,6 +42,7 @@ export class SubscriptionStore {
         .select(FIELDS.map((f) => `s.${f}`))
         .where('s.event IN (:...patterns)', { patterns });
       if (owned) qb.andWhere('(s.user = :sender OR s.user IS NULL)', { sender });
+      else if (ownerless) qb.andWhere('s.user IS NULL');
       rows = await qb.orderBy('s.createdAt', 'ASC').addOrderBy('s.id', 'ASC').getMany();
     }
     return rows.map((s) => ({
@@ -69,7 +74,7 @@ export class SubscriptionStore {
 
   // The lookup runs for every event, so on the two tested drivers it is one fixed SQL string (no query building per
   // call): PostgreSQL takes the candidates as one array parameter, SQLite as a JSON array read with json_each.
-  private prepare(dataSource: DataSource): { withSender: string; anyone: string } | null {
+  private prepare(dataSource: DataSource): { withSender: string; anyone: string; ownerless: string } | null {
     const type = dataSource.options.type;
     if (type !== 'postgres' && type !== 'better-sqlite3') return null;
     const meta = this.repository.metadata;
@@ -91,6 +96,7 @@ export class SubscriptionStore {
     return {
       anyone: base + order,
       withSender: `${base} AND (${user} = ${sender} OR ${user} IS NULL)${order}`,
+      ownerless: `${base} AND ${user} IS NULL${order}`,
     };
   }
 }

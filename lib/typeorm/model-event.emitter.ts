@@ -22,14 +22,15 @@ import {
   modelMessage,
   payloadOf,
   refOf,
-  senderOf,
   senderValue,
   type ModelEventDefinition,
   type ModelEventInfo,
   type ModelEventMessage,
   type WebhookModelDefinition,
 } from '../events/model-event.js';
+import { messages } from '../messages.js';
 import { THORN_DATA_SOURCE } from '../thorn.module-definition.js';
+import { senderAt } from './model-sender.js';
 import { relationTree } from './model-events.index.js';
 import { TransactionFrames } from './transaction-frames.js';
 
@@ -38,7 +39,7 @@ export interface PreparedModelEvent {
   name: string;
   body: ModelEventMessage;
   eventOptions: EventOptions;
-  sendOptions: SendOptions;
+  sendOptions: SendOptions & { ownerlessOnly?: boolean };
   /** Wait for the outermost commit when raised inside a transaction. */
   honors: boolean;
   /** Dispatch errors reach the caller. */
@@ -90,6 +91,8 @@ export class ModelEventEmitter implements OnModuleInit, BeforeApplicationShutdow
   readonly frames = new TransactionFrames<PreparedModelEvent>();
   /** Dispatches running in the background (not awaited by any hook). */
   private readonly inflight = new Set<Promise<void>>();
+  /** Models already warned about an event without a sender. */
+  private readonly warnedNoSender = new Set<unknown>();
 
   constructor(
     readonly events: EventService,
@@ -129,7 +132,14 @@ export class ModelEventEmitter implements OnModuleInit, BeforeApplicationShutdow
     const name = def.template.render(instance);
     const info: ModelEventInfo = { event: name, on: def.on };
     if (ctx.relation !== undefined) Object.assign(info, { relation: ctx.relation, ids: ctx.ids ?? [] });
-    const sender = ctx.hasSender ? senderValue(ctx.sender) : senderOf(instance, senderField);
+    const sender = ctx.hasSender
+      ? senderValue(ctx.sender)
+      : senderField
+        ? senderAt(instance, senderField, ctx.metadata)
+        : null;
+    // a model with a senderField never falls back to "every user's subscriptions" (another tenant's data)
+    const ownerlessOnly = !ctx.hasSender && !!senderField && (sender === null || sender === undefined);
+    if (ownerlessOnly) this.warnNoSender(def, ctx, original, senderField!);
     const ref = refOf(instance, def, ctx.model, this.events.options.baseUrl);
     const data = ctx.hasData ? ctx.data : payloadOf(instance, info);
     const body = modelMessage(name, ref, sender, data ?? {}, def.eventOptions.requestData);
@@ -146,6 +156,7 @@ export class ModelEventEmitter implements OnModuleInit, BeforeApplicationShutdow
       sendOptions: {
         ...extra,
         sender: body.sender,
+        ...(ownerlessOnly ? { ownerlessOnly } : {}),
         headers: { ...headersOf(instance, info), ...(extra.headers ?? {}) },
         context,
       },
@@ -175,6 +186,14 @@ export class ModelEventEmitter implements OnModuleInit, BeforeApplicationShutdow
         throw err;
       },
     );
+  }
+
+  private warnNoSender(def: ModelEventDefinition, ctx: PrepareContext, instance: any, senderField: string) {
+    const model = ctx.metadata?.target ?? ctx.model ?? def;
+    if (this.warnedNoSender.has(model)) return;
+    this.warnedNoSender.add(model);
+    const name = ctx.metadata?.name ?? instance?.constructor?.name ?? def.name;
+    this.logger.warn(messages.noSender(name, def.name, senderField));
   }
 
   /** Whether dispatch errors of `def` reach the caller. */

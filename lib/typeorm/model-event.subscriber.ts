@@ -17,6 +17,8 @@ import type {
 import type { ModelEventDefinition } from '../events/model-event.js';
 import { pathsOf, type ModelEventEmitter, type PreparedModelEvent } from './model-event.emitter.js';
 import type { IndexedModel, JunctionSide, ModelEventIndex } from './model-events.index.js';
+import { PreviousRows } from './previous-rows.js';
+import { depthOf } from './transaction-frames.js';
 
 type ColumnMetadata = EntityMetadata['columns'][number];
 type JunctionChange = { kind: 'add' | 'remove'; row: ObjectLiteral };
@@ -45,6 +47,8 @@ export class ModelEventSubscriber implements EntitySubscriberInterface {
   private readonly deletedRows = new WeakMap<QueryRunner, ObjectLiteral[]>();
   /** Relations loaded before a remove, by entity (read in afterRemove). */
   private readonly preloaded = new WeakMap<ObjectLiteral, ObjectLiteral>();
+  /** Locked reads of the row before an update, for models with `now_*` filters. */
+  private readonly previousRows = new PreviousRows();
 
   constructor(
     readonly index: ModelEventIndex,
@@ -66,11 +70,19 @@ export class ModelEventSubscriber implements EntitySubscriberInterface {
     return this.fire(model, model.create, instance, undefined, event.queryRunner, event.manager);
   }
 
+  /** Models with `now_*` filters: reads the row as it is now, locked, before the UPDATE (see PreviousRows). */
+  beforeUpdate(event: UpdateEvent<ObjectLiteral>): Promise<void> | void {
+    if (!this.index.models.get(event.metadata.target)?.lockPrevious) return;
+    return this.previousRows.lock(event);
+  }
+
   afterUpdate(event: UpdateEvent<ObjectLiteral>): Promise<void> | void {
     const model = this.index.models.get(event.metadata.target);
     // without databaseEntity the update came from update()/QueryBuilder: no entity, nothing to report
     if (!model?.change.length || !event.entity || !event.databaseEntity) return;
-    const previous = event.databaseEntity;
+    const previous = model.lockPrevious
+      ? this.previousRows.previous(event.entity, event.databaseEntity)
+      : event.databaseEntity;
     const instance = asInstance(event.metadata, event.entity, previous);
     return this.fire(model, model.change, instance, previous, event.queryRunner, event.manager);
   }
@@ -163,10 +175,12 @@ export class ModelEventSubscriber implements EntitySubscriberInterface {
   }
 
   afterTransactionCommit(event: TransactionCommitEvent): Promise<void> | void {
+    if (depthOf(event.queryRunner) === 0) this.previousRows.ended(event.queryRunner);
     return this.emitter.committed(event.queryRunner);
   }
 
   afterTransactionRollback(event: TransactionRollbackEvent): void {
+    if (depthOf(event.queryRunner) === 0) this.previousRows.ended(event.queryRunner);
     this.emitter.frames.rolledBack(event.queryRunner);
   }
 

@@ -6,6 +6,7 @@ import type {
   RelationMetadata,
 } from 'typeorm';
 import type { ModelEventDefinition, WebhookModelDefinition } from '../events/model-event.js';
+import { hasTransitions } from '../filters/q.js';
 import type { ModelEventsMetadataAccessor } from './model-events.metadata-accessor.js';
 
 /** An entity with model events, as registered in the DataSource. */
@@ -16,6 +17,8 @@ export interface IndexedModel {
   create: ModelEventDefinition[];
   change: ModelEventDefinition[];
   delete: ModelEventDefinition[];
+  /** A `change` event has a `now_*` filter: the previous row is read, locked, in the update's transaction. */
+  lockPrevious: boolean;
   /** Relations loaded with the instance when Thorn loads it (many-to-many events). */
   loadRelations: FindOptionsRelations<ObjectLiteral>;
 }
@@ -53,13 +56,15 @@ export function buildModelEventIndex(
     const events = accessor.getModelEvents(target);
     const model = accessor.getWebhookModel(target);
     const byOn = (on: string) => events.filter((e) => e.on === on);
+    const change = byOn('change');
     const indexed: IndexedModel = {
       metadata,
       model,
       events,
       create: byOn('create'),
-      change: byOn('change'),
+      change,
       delete: byOn('delete'),
+      lockPrevious: change.some((e) => e.filter !== undefined && hasTransitions(e.filter)),
       loadRelations: relationTree(metadata, instancePaths(model, events)),
     };
     index.models.set(target, indexed);

@@ -205,6 +205,7 @@ export class BullDispatcher implements Dispatcher {
       name: env.name,
       body: env.body,
       sender: env.sender ?? null,
+      ...(env.ownerlessOnly ? { ownerlessOnly: true as const } : {}),
       context,
       headers: env.headers,
       settings: env.settings,
@@ -222,7 +223,12 @@ export class BullDispatcher implements Dispatcher {
     const requests: DeliveryRequest[] = [];
     for (const ev of job.data.events) {
       const recipients = [
-        ...(await this.delivery.recipients({ name: ev.name, sender: ev.sender, context: ev.context })),
+        ...(await this.delivery.recipients({
+          name: ev.name,
+          sender: ev.sender,
+          ownerlessOnly: ev.ownerlessOnly,
+          context: ev.context,
+        })),
         ...(ev.recipients ?? []),
       ];
       if (!recipients.length) continue;

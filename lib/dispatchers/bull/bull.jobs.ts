@@ -23,6 +23,8 @@ export interface QueuedEvent {
   /** JSON-safe body (data + requestData, or the model-event message). */
   body: unknown;
   sender: string | null;
+  /** Stored subscriptions owned by nobody only (see `EventEnvelope`); absent when false. */
+  ownerlessOnly?: true;
   /** JSON-safe context for callback subscribers (resolved by the worker). */
   context: Record<string, unknown>;
   headers: Record<string, string>;
