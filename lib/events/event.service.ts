@@ -11,6 +11,7 @@ import { hasUnsignedStatic } from '../subscriptions/static-subscribers.js';
 import { THORN_OPTIONS } from '../thorn.constants.js';
 import { messages } from '../messages.js';
 import {
+  deliveryOverrides,
   resolveDeliverySettings,
   type DispatcherOption,
   type ResolvedThornOptions,
@@ -138,13 +139,15 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
   }
 
   private envelope(name: string, body: unknown, ev: EventOptions, opts: SendOptions): EventEnvelope {
+    const overrides = deliveryOverrides(name, opts, ev);
     return {
       name,
       body,
       sender: senderId(opts.sender),
       context: { ...(opts.context ?? {}) },
       headers: { ...(opts.headers ?? {}) },
-      settings: resolveDeliverySettings(this.options, opts, ev),
+      settings: resolveDeliverySettings(this.options, overrides),
+      overrides,
       keepAlive: ev.allowKeepalive ?? true,
       validators: ev.recipientValidators,
       subscribers: ev.subscribers === undefined ? undefined : eventSubscribers(name, ev.subscribers),
