@@ -2,6 +2,8 @@
 export const messages = {
   badOption: (name: string, got: unknown, want: string) =>
     `ThornModule option "${name}" is invalid (got ${describe(got)}): ${want}`,
+  badSendOption: (event: string, name: string, got: unknown, want: string) =>
+    `Cannot send "${event}": its "${name}" setting (send() or Event option) is invalid (got ${describe(got)}): ${want}`,
   unknownDispatcher: (got: unknown) =>
     `ThornModule option "dispatcher" is invalid (got ${describe(got)}): use 'direct', 'bull', 'disabled' or a class implementing Dispatcher`,
   notInitialised: (event: string) =>
@@ -25,6 +27,12 @@ export const messages = {
     `Cannot send "${event}" with onSuccess/onError/onTimeout through the bull dispatcher: functions can't cross the queue. Drop the callbacks, or send this event with dispatcher: 'direct' (Event option)`,
   bullValidators: (event: string) =>
     `Cannot send "${event}" with its own recipientValidators through the bull dispatcher: workers check every URL with the module's recipientValidators. Set them on ThornModule, or send this event with dispatcher: 'direct'`,
+  bullEnqueueTimeout: (events: string, ms: number, state: string) =>
+    `Cannot queue ${events}: Redis did not accept the job within ${ms} ms (enqueueTimeout): ${state}. Check that Redis is reachable, or raise enqueueTimeout`,
+  bullClosed: (events: string) =>
+    `Cannot queue ${events}: the bull dispatcher is shut down (the app is closing)`,
+  bullDropped: (count: number, names: string) =>
+    `${count} event(s) dropped at shutdown, never accepted by Redis: ${names}`,
   bullMissing: (cause: string) =>
     `dispatcher: 'bull' needs the optional package "bull" (and "@nestjs/bull" to reuse BullModule.forRoot): npm install bull @nestjs/bull (${cause})`,
 };

@@ -85,6 +85,11 @@ export interface ThornModuleOptions extends Partial<DeliverySettings> {
   bull?: string | ThornBullOptions;
   /** With dispatcher 'bull': also process queued jobs in this app (default true); false = producer only. */
   worker?: boolean;
+  /**
+   * With dispatcher 'bull': how long `send()` waits for Redis to accept an event, in ms (default 5000); after that it
+   * rejects (Redis unreachable), so `send()` and `save()` never hang. Also bounds the queue's disconnect at shutdown.
+   */
+  enqueueTimeout?: number;
 }
 
 /** Module options with every default applied, validated once at start-up. */
@@ -114,6 +119,7 @@ export interface ResolvedThornOptions extends DeliverySettings {
   transport: TransportOption;
   bull?: string | ThornBullOptions;
   worker: boolean;
+  enqueueTimeout: number;
 }
 
 const KNOWN = new Set([
@@ -148,6 +154,7 @@ const KNOWN = new Set([
   'transport',
   'bull',
   'worker',
+  'enqueueTimeout',
   // module extras, validated by the module definition
   'isGlobal',
   'controller',
@@ -279,23 +286,58 @@ export function resolveThornOptions(o: ThornModuleOptions = {}): ResolvedThornOp
     transport,
     bull: o.bull,
     worker: bool(o, 'worker', true),
+    enqueueTimeout: num(o, 'enqueueTimeout', 5000, 1),
   };
 }
 
 /** Per-send / per-event overrides of the delivery settings. */
 export type DeliveryOverrides = Partial<DeliverySettings>;
 
+/** The keys of `DeliverySettings`: all a send() or an Event can override, and all a request carries. */
+export const DELIVERY_SETTING_KEYS = [
+  'timeout',
+  'retry',
+  'retryMax',
+  'retryDelay',
+  'retryBackoff',
+  'retryDelayMax',
+] as const satisfies readonly (keyof DeliverySettings)[];
+
 /** Resolves delivery settings: the first defined of `send()` option → `Event` option → module option. */
 export function resolveDeliverySettings(
   module: DeliverySettings,
   ...layers: (DeliveryOverrides | undefined)[]
 ): DeliverySettings {
-  const out = { ...module };
-  for (const layer of layers.reverse()) {
-    if (!layer) continue;
-    for (const k of Object.keys(out) as (keyof DeliverySettings)[]) {
-      if (layer[k] !== undefined) (out as any)[k] = layer[k];
-    }
+  // only the delivery settings: `module` is usually the whole resolved options object (secrets, guards, …)
+  const out = {} as Record<keyof DeliverySettings, unknown>;
+  for (const k of DELIVERY_SETTING_KEYS) {
+    out[k] = layers.find((l) => l?.[k] !== undefined)?.[k] ?? module[k];
   }
-  return out;
+  return out as unknown as DeliverySettings;
+}
+
+/**
+ * The delivery settings set on `send()` / the `Event` (first defined wins), checked like the module options: what a
+ * queued job carries, so a worker can rebuild the settings from its own module options. Empty when none is set.
+ */
+export function deliveryOverrides(
+  event: string,
+  ...layers: (DeliveryOverrides | undefined)[]
+): DeliveryOverrides {
+  const out: Record<string, unknown> = {};
+  for (const k of DELIVERY_SETTING_KEYS) {
+    const v = layers.find((l) => l?.[k] !== undefined)?.[k];
+    if (v === undefined) continue;
+    const bad = (want: string) => new Error(messages.badSendOption(event, k, v, want));
+    if (k === 'retry') {
+      if (typeof v !== 'boolean') throw bad('use true or false');
+    } else if (k === 'retryBackoff') {
+      if (v !== 'fixed' && v !== 'exponential') throw bad("use 'fixed' or 'exponential'");
+    } else {
+      const min = k === 'timeout' ? 1 : 0;
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw bad(`use an integer >= ${min}`);
+    }
+    out[k] = v;
+  }
+  return out as DeliveryOverrides;
 }

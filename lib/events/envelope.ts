@@ -1,4 +1,4 @@
-import type { DeliverySettings } from '../thorn-options.js';
+import type { DeliveryOverrides, DeliverySettings } from '../thorn-options.js';
 import type { RecipientValidator } from '../delivery/validators.js';
 import type { SubscriberContext, SubscribersOption } from '../subscriptions/recipient.js';
 
@@ -53,6 +53,8 @@ export interface EventEnvelope {
   context: SubscriberContext;
   headers: Record<string, string>;
   settings: DeliverySettings;
+  /** The settings of `settings` that `send()` / the `Event` set (not the module's): what a queued job carries. */
+  overrides?: DeliveryOverrides;
   keepAlive: boolean;
   validators?: RecipientValidator[];
   /** The event's own subscribers (never filtered by sender). */

@@ -11,6 +11,7 @@ import { hasUnsignedStatic } from '../subscriptions/static-subscribers.js';
 import { THORN_OPTIONS } from '../thorn.constants.js';
 import { messages } from '../messages.js';
 import {
+  deliveryOverrides,
   resolveDeliverySettings,
   type DispatcherOption,
   type ResolvedThornOptions,
@@ -146,6 +147,7 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
     ev: EventOptions,
     opts: SendOptions & { ownerlessOnly?: boolean },
   ): EventEnvelope {
+    const overrides = deliveryOverrides(name, opts, ev);
     return {
       name,
       body,
@@ -153,7 +155,8 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
       ...(opts.ownerlessOnly ? { ownerlessOnly: true } : {}),
       context: { ...(opts.context ?? {}) },
       headers: { ...(opts.headers ?? {}) },
-      settings: resolveDeliverySettings(this.options, opts, ev),
+      settings: resolveDeliverySettings(this.options, overrides),
+      overrides,
       keepAlive: ev.allowKeepalive ?? true,
       validators: ev.recipientValidators,
       subscribers: ev.subscribers === undefined ? undefined : eventSubscribers(name, ev.subscribers),

@@ -34,10 +34,13 @@ function envelope(): EventEnvelope {
 describe('bull job helpers', () => {
   it('carries a recipient that could not be prepared across the queue as a failure, never as a sendable request', async () => {
     const delivery = new DeliveryService(resolveThornOptions(), null, noTransport);
-    const recipients = [recipient('http://a/1'), { ...recipient('http://a/2'), contentType: 'application/xml' }];
+    const recipients = [
+      recipient('http://a/1'),
+      { ...recipient('http://a/2'), contentType: 'application/xml' },
+    ];
     const reqs = delivery.prepare(envelope(), recipients);
     useStableIds('event-2', reqs, recipients);
-    const back = fromWire(JSON.parse(JSON.stringify(toWire(reqs))));
+    const back = fromWire(JSON.parse(JSON.stringify(toWire(reqs))), resolveThornOptions());
     expect(back[0].failure).toBeUndefined();
     expect(back[1].failure?.message).toMatch(/No codec for content type "application\/xml"/);
     // attempt() fails it without touching the transport (which here has no send() at all)
@@ -108,7 +111,7 @@ describe('bull job helpers', () => {
     reqs[0].attempts = 2;
     const wire = JSON.parse(JSON.stringify(toWire(reqs)));
     expect(wire.bodies.map((b: { enc: string }) => b.enc)).toEqual(['utf8', 'base64']);
-    const back = fromWire(wire);
+    const back = fromWire(wire, resolveThornOptions());
     expect(back.map((r) => Buffer.from(r.body).equals(Buffer.from(reqs[back.indexOf(r)].body)))).toEqual([
       true,
       true,

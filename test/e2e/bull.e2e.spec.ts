@@ -366,6 +366,102 @@ describeRedis('bull dispatcher (one process, real Redis)', () => {
     await expect(boot({ bull: undefined })).rejects.toThrow(/needs a Redis connection.*BullModule\.forRoot/);
   });
 
+  /** Every job of the queue as Redis stores it: the raw hash (data, opts, …) of each, not Bull's parsed view. */
+  async function rawJobs(queue: Bull.Queue): Promise<{ name: string; data: string; raw: string }[]> {
+    const jobs = await queue.getJobs(['completed', 'waiting', 'active', 'delayed', 'failed']);
+    return Promise.all(
+      jobs.map(async (job) => {
+        const hash = await queue.client.hgetall(`${prefix}:thorn:${String(job.id)}`);
+        return { name: hash.name, data: hash.data, raw: Object.entries(hash).flat().join('\n') };
+      }),
+    );
+  }
+
+  it('jobs carry no module option and no secret: a tiny event stays small with 200 static subscribers', async () => {
+    const secrets = Array.from({ length: 200 }, (_, i) => `static-secret-${i}-${randomUUID()}`);
+    const defaultSecret = `default-secret-${randomUUID()}`;
+    const ownSecret = `own-secret-${randomUUID()}`;
+    const redisMarker = `thorn-conn-${randomUUID().slice(0, 8)}`;
+    // 11 signed static subscribers of the event plus one signed with defaultHmacSecret (12 > chunkSize: chunk jobs),
+    // and 189 subscribers of unrelated events, each with its own secret
+    const subscribers: Record<string, unknown> = {
+      'tiny.event': [
+        ...secrets.slice(0, 11).map((hmacSecret, i) => ({ url: `${receiver.url}/s${i}`, hmacSecret })),
+        `${receiver.url}/default-signed`,
+      ],
+    };
+    for (let i = 11; i < 200; i++) {
+      subscribers[`other.event${i}`] = { url: `${other.url}/o${i}`, hmacSecret: secrets[i] };
+    }
+    const { events, queue } = await boot({
+      subscribers: subscribers as ThornModuleOptions['subscribers'],
+      defaultHmacSecret: defaultSecret,
+      chunkSize: 10,
+      bull: { url: redisUrl, prefix, redis: { connectionName: redisMarker } },
+    });
+    let failedOnce = false;
+    receiver.reply = (r) => ({ status: r.path === '/s3' && !failedOnce ? ((failedOnce = true), 500) : 200 });
+    await events.send(
+      'tiny.event',
+      { n: 1 },
+      { timeout: 2000, event: { subscribers: { url: `${receiver.url}/own`, hmacSecret: ownSecret } } },
+    );
+    // 11 + 1 static, the event's own, and the retry of /s3
+    await receiver.waitFor(14);
+    await until(
+      async () => (await queue.getJobCounts()).completed === 4,
+      5000,
+      'event + 2 chunk + 1 retry jobs',
+    );
+
+    const jobs = await rawJobs(queue);
+    expect(jobs.map((j) => j.name).sort()).toEqual(['chunk', 'chunk', 'event', 'retry']);
+    const forbidden = [...secrets, defaultSecret, ownSecret, redisMarker];
+    for (const job of jobs) {
+      expect({ job: job.name, bytes: Buffer.byteLength(job.raw) < 8 * 1024 }).toEqual({
+        job: job.name,
+        bytes: true,
+      });
+      expect({ job: job.name, leaked: forbidden.filter((x) => job.raw.includes(x)) }).toEqual({
+        job: job.name,
+        leaked: [],
+      });
+      // nothing of the module options: only the send()'s own timeout travels
+      expect(job.data).not.toMatch(/"(settings|subscribers|defaultHmacSecret|codecs|guards|bull|retryMax)"/);
+    }
+    const eventJob = JSON.parse(jobs.find((j) => j.name === 'event')!.data) as EventJobData;
+    expect(eventJob.events[0].overrides).toEqual({ timeout: 2000 });
+    const retryJob = JSON.parse(jobs.find((j) => j.name === 'retry')!.data) as RequestsJobData;
+    expect(retryJob.requests[0].overrides).toEqual({ timeout: 2000 });
+
+    // the worker signed with its own options' secrets; the event's own subscriber was signed at send()
+    const byPath = new Map(receiver.requests.map((r) => [r.path, r]));
+    const signedWith = (path: string, secret: string) =>
+      verify(String(byPath.get(path)!.headers['hook-hmac']), 'sha256', secret, byPath.get(path)!.body);
+    expect(signedWith('/s0', secrets[0])).toBe(true);
+    expect(signedWith('/s10', secrets[10])).toBe(true);
+    expect(signedWith('/default-signed', defaultSecret)).toBe(true);
+    expect(signedWith('/own', ownSecret)).toBe(true);
+    expect(other.requests).toHaveLength(0);
+  });
+
+  it('an option holding a circular object (a guard holding the DataSource) does not break send()', async () => {
+    const guard: Record<string, unknown> = { canActivate: () => true };
+    guard.self = guard;
+    const { app, events } = await boot({
+      guards: [guard as never],
+      subscribers: { 'c.d': `${receiver.url}/c` },
+    });
+    guard.dataSource = app.get(getDataSourceToken());
+    await expect(events.send('c.d', { ok: 1 })).resolves.toEqual({
+      event: 'c.d',
+      deliveries: [],
+      queued: true,
+    });
+    await receiver.waitFor(1);
+    expect(receiver.requests[0].json()).toEqual({ ok: 1 });
+  });
+
   it('queueStats() is null for dispatchers without a queue', async () => {
     const { events } = await boot({ dispatcher: 'direct' });
     expect(await events.queueStats()).toBeNull();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { resolveDeliverySettings, resolveThornOptions } from '../../lib/thorn-options.js';
+import { deliveryOverrides, resolveDeliverySettings, resolveThornOptions } from '../../lib/thorn-options.js';
 import { sign } from '../../lib/delivery/signing.js';
 
 describe('ThornModule options', () => {
@@ -57,6 +57,8 @@ describe('ThornModule options', () => {
     [{ hmacSigner: 'sign' }, /"hmacSigner" is invalid.*function/],
     [{ baseUrl: '' }, /"baseUrl" is invalid/],
     [{ timout: 5 }, /"timout" is invalid.*unknown option/],
+    [{ enqueueTimeout: 0 }, /"enqueueTimeout" is invalid.*>= 1/],
+    [{ enqueueTimeout: '5s' }, /"enqueueTimeout" is invalid/],
   ])('rejects %p naming the option', (bad, message) => {
     expect(() => resolveThornOptions(bad as any)).toThrow(message);
   });
@@ -67,5 +69,30 @@ describe('ThornModule options', () => {
     expect(s).toMatchObject({ timeout: 10, retryMax: 2, retry: false, retryDelay: 60000 });
     expect(resolveDeliverySettings(module, undefined, { timeout: 20 }).timeout).toBe(20);
     expect(resolveDeliverySettings(module).timeout).toBe(1000);
+  });
+
+  it('resolved delivery settings hold the delivery settings only, never the rest of the module options', () => {
+    const module = resolveThornOptions({
+      defaultHmacSecret: 'module-secret',
+      subscribers: { 'a.b': 'http://x' },
+    });
+    expect(Object.keys(resolveDeliverySettings(module, { timeout: 5 })).sort()).toEqual(
+      ['retry', 'retryBackoff', 'retryDelay', 'retryDelayMax', 'retryMax', 'timeout'].sort(),
+    );
+    expect(JSON.stringify(resolveDeliverySettings(module))).not.toContain('module-secret');
+  });
+
+  it('collects the send() / Event overrides (send() first), checked like the module options', () => {
+    expect(
+      deliveryOverrides('a.b', { timeout: 10, sender: 'u1' } as never, { timeout: 20, retry: false }),
+    ).toEqual({
+      timeout: 10,
+      retry: false,
+    });
+    expect(deliveryOverrides('a.b', undefined, {})).toEqual({});
+    expect(() => deliveryOverrides('a.b', { timeout: -1 })).toThrow(/"a\.b".*"timeout".*>= 1/);
+    expect(() => deliveryOverrides('a.b', undefined, { retryBackoff: 'linear' as never })).toThrow(
+      /retryBackoff/,
+    );
   });
 });

@@ -7,11 +7,11 @@ import type Bull from 'bull';
 import { randomUUID } from 'node:crypto';
 import type { AttemptOutcome, DeliveryService } from '../../delivery/delivery.service.js';
 import { retryDelayFor } from '../../delivery/retry.js';
-import type { DeliveryRequest, EventEnvelope, SendResult } from '../../events/envelope.js';
+import type { EventEnvelope, SendResult } from '../../events/envelope.js';
 import { PayloadError, toJsonSafe } from '../../events/payload.js';
 import { messages } from '../../messages.js';
 import { resolveSubscribers } from '../../subscriptions/static-subscribers.js';
-import type { ResolvedThornOptions } from '../../thorn-options.js';
+import { resolveDeliverySettings, type ResolvedThornOptions } from '../../thorn-options.js';
 import type { Dispatcher } from '../dispatcher.js';
 import { createThornQueue } from './bull.connection.js';
 import {
@@ -23,6 +23,7 @@ import {
   useStableIds,
   type EventJobData,
   type QueuedEvent,
+  type QueuedRequest,
   type RequestsJobData,
 } from './bull.jobs.js';
 import type { ThornBullOptions, ThornQueueStats } from './bull.types.js';
@@ -38,6 +39,18 @@ export interface ThornJobResult {
   failed: number;
 }
 
+/** An add to Redis in progress: the events it carries, and whether it still waits for a connection. */
+interface PendingEnqueue {
+  names: string[];
+  connecting: boolean;
+  /** Settles (true: queued) when the add does. */
+  done: Promise<boolean>;
+  abort(err: Error): void;
+}
+
+/** At most this many event names in one log line about dropped events. */
+const MAX_NAMES = 20;
+
 /**
  * `dispatcher: 'bull'`: `send()` enqueues one `event` job on the `thorn` queue; workers (this app with `worker: true`,
  * and/or other processes of it) resolve recipients, sign one request per recipient, order them by origin and deliver
@@ -48,6 +61,10 @@ export class BullDispatcher implements Dispatcher {
   private readonly limit: ConcurrencyLimit;
   private closing?: Promise<void>;
   private processing = false;
+  private readonly pending = new Set<PendingEnqueue>();
+  /** Resolves when the queue's Redis client is ready (while it is not). */
+  private ready?: Promise<void>;
+  private lastRedisError?: string;
 
   constructor(
     /** The `thorn` queue (exposed for monitoring tools such as bull-board). */
@@ -56,7 +73,10 @@ export class BullDispatcher implements Dispatcher {
     private readonly delivery: DeliveryService,
   ) {
     this.limit = new ConcurrencyLimit(options.concurrency);
-    queue.on('error', (err: Error) => this.logger.error(`Bull queue "${queue.name}": ${err.message}`));
+    queue.on('error', (err: Error) => {
+      this.lastRedisError = redactCredentials(err.message);
+      this.logger.error(`Bull queue "${queue.name}": ${this.lastRedisError}`);
+    });
   }
 
   /** Connects the queue and, unless `worker: false`, starts processing jobs (`concurrency` requests in flight). */
@@ -73,7 +93,7 @@ export class BullDispatcher implements Dispatcher {
 
   async dispatch(envelope: EventEnvelope): Promise<SendResult> {
     const data: EventJobData = { events: [await this.toQueued(envelope)] };
-    await this.queue.add(JOB.event, data);
+    await this.enqueue([envelope.name], () => this.queue.add(JOB.event, data));
     return { event: envelope.name, deliveries: [], queued: true };
   }
 
@@ -82,17 +102,28 @@ export class BullDispatcher implements Dispatcher {
     const settled = await Promise.allSettled(envelopes.map((e) => this.toQueued(e)));
     const queued = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     if (queued.length) {
-      await this.queue.addBulk(
-        chunked(queued, this.options.chunkSize).map((events) => ({
-          name: JOB.event,
-          data: { events } satisfies EventJobData,
-        })),
+      await this.enqueue(
+        queued.map((e) => e.name),
+        () =>
+          this.queue.addBulk(
+            chunked(queued, this.options.chunkSize).map((events) => ({
+              name: JOB.event,
+              data: { events } satisfies EventJobData,
+            })),
+          ),
       );
     }
     // like the direct dispatcher: the valid events are sent, the first invalid one is reported
     const rejected = settled.find((s) => s.status === 'rejected');
     if (rejected) throw (rejected as PromiseRejectedResult).reason;
     return envelopes.map((e) => ({ event: e.name, deliveries: [], queued: true }));
+  }
+
+  /** Events handed to `send()` that Redis has not accepted yet (waiting for a connection or an answer). */
+  get pendingEvents(): number {
+    let n = 0;
+    for (const p of this.pending) n += p.names.length;
+    return n;
   }
 
   /** Job counts of the `thorn` queue. */
@@ -108,9 +139,11 @@ export class BullDispatcher implements Dispatcher {
   }
 
   /**
-   * Stops taking jobs, waits for the active ones to finish (up to max(10 s, 3 × timeout)), then disconnects. Jobs
-   * still running after that keep their Redis lock until it expires, and Bull's stalled-job check hands them to
-   * another worker: nothing is lost, some requests may be sent twice (same `Hook-Delivery`).
+   * Drops (and logs) the events still waiting for a Redis connection, lets adds Redis is answering finish (each within
+   * `enqueueTimeout`), stops taking jobs, waits for the active ones to finish (up to max(10 s, 3 × timeout)), then
+   * disconnects (within `enqueueTimeout`, else the connections are cut). Jobs still running after that keep their Redis
+   * lock until it expires, and Bull's stalled-job check hands them to another worker: nothing is lost, some requests
+   * may be sent twice (same `Hook-Delivery`).
    */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
@@ -118,6 +151,7 @@ export class BullDispatcher implements Dispatcher {
   }
 
   private async shutdown(): Promise<void> {
+    await this.dropPending();
     let finished = true;
     if (this.processing) {
       const limit = Math.max(10_000, 3 * this.options.timeout);
@@ -136,7 +170,94 @@ export class BullDispatcher implements Dispatcher {
         );
       }
     }
-    await this.queue.close(!finished);
+    const closed = await withinMs(this.queue.close(!finished), this.options.enqueueTimeout);
+    if (!closed) {
+      this.logger.warn(
+        `Bull queue "${this.queue.name}" did not close within ${this.options.enqueueTimeout} ms (Redis unreachable?): its connections were cut`,
+      );
+      for (const client of this.queue.clients) client.disconnect();
+    }
+  }
+
+  /**
+   * Adds to Redis once the queue is connected, all within `enqueueTimeout`: rejects with an error naming the events
+   * instead of waiting for Redis forever (Bull would hold the command until Redis comes back).
+   */
+  private async enqueue<T>(names: string[], add: () => Promise<T>): Promise<T> {
+    const label = eventLabel(names);
+    if (this.closing) throw new Error(messages.bullClosed(label));
+    const ms = this.options.enqueueTimeout;
+    let timer: NodeJS.Timeout | undefined;
+    let settle!: (ok: boolean) => void;
+    let aborted = false;
+    const entry: PendingEnqueue = {
+      names,
+      connecting: true,
+      done: new Promise<boolean>((resolve) => (settle = resolve)),
+      abort: () => undefined,
+    };
+    const deadline = new Promise<never>((_, reject) => {
+      entry.abort = (err) => {
+        aborted = true;
+        reject(err);
+      };
+      timer = setTimeout(() => {
+        const why = entry.connecting
+          ? `not connected (${this.connectionState()}); the event was not queued`
+          : 'no answer to the add command; the job may still be added if Redis answers later';
+        reject(new Error(messages.bullEnqueueTimeout(label, ms, why)));
+      }, ms);
+    });
+    this.pending.add(entry);
+    try {
+      await Promise.race([this.connected(), deadline]);
+      // dropped at shutdown just as the connection came: never add it then
+      if (aborted) await deadline;
+      entry.connecting = false;
+      const result = await Promise.race([add(), deadline]);
+      settle(true);
+      return result;
+    } catch (err) {
+      settle(false);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      this.pending.delete(entry);
+    }
+  }
+
+  /** Resolves once the queue's Redis client is ready to take commands. */
+  private connected(): Promise<void> {
+    const client = this.queue.client;
+    if (client.status === 'ready') return Promise.resolve();
+    this.ready ??= new Promise<void>((resolve) =>
+      client.once('ready', () => {
+        this.ready = undefined;
+        resolve();
+      }),
+    );
+    return this.ready;
+  }
+
+  /** The connection's state for error messages (no URL, so no credentials). */
+  private connectionState(): string {
+    const status = this.queue.client.status;
+    return this.lastRedisError ? `${status}; last error: ${this.lastRedisError}` : status;
+  }
+
+  /**
+   * At shutdown: events still waiting for a connection are dropped now (their `send()` rejects); adds Redis is
+   * answering may finish. Whatever was not queued is logged, with the event names.
+   */
+  private async dropPending(): Promise<void> {
+    if (!this.pending.size) return;
+    const entries = [...this.pending];
+    for (const e of entries) {
+      if (e.connecting) e.abort(new Error(messages.bullClosed(eventLabel(e.names))));
+    }
+    const outcomes = await Promise.all(entries.map((e) => e.done));
+    const dropped = entries.filter((_, i) => !outcomes[i]).flatMap((e) => e.names);
+    if (dropped.length) this.logger.warn(messages.bullDropped(dropped.length, nameList(dropped)));
   }
 
   private startWorker(): void {
@@ -165,13 +286,16 @@ export class BullDispatcher implements Dispatcher {
         return this.runEvents(job as Bull.Job<EventJobData>);
       case JOB.chunk:
       case JOB.retry:
-        return this.runRequests(fromWire((job as Bull.Job<RequestsJobData>).data), 0);
+        return this.runRequests(fromWire((job as Bull.Job<RequestsJobData>).data, this.options), 0);
       default:
         throw new Error(`Unknown job "${job.name}" on the "${this.queue.name}" queue: it is not a Thorn job`);
     }
   }
 
-  /** Checks an envelope can cross the queue and makes it JSON; resolves the event's own subscribers now. */
+  /**
+   * Checks an envelope can cross the queue and makes it JSON: only what a worker cannot know itself (see
+   * `QueuedEvent`). The event's own subscribers are resolved and signed now, so their secrets stay in this process.
+   */
   private async toQueued(env: EventEnvelope): Promise<QueuedEvent> {
     if (env.callbacks) throw new Error(messages.bullCallbacks(env.name));
     if (env.validators) throw new Error(messages.bullValidators(env.name));
@@ -200,17 +324,26 @@ export class BullDispatcher implements Dispatcher {
           },
         )
       : undefined;
+    const id = randomUUID();
+    const overrides = env.overrides && Object.keys(env.overrides).length ? env.overrides : undefined;
+    let requests: RequestsJobData | undefined;
+    if (recipients?.length) {
+      const prepared: QueuedRequest[] = this.delivery.prepare(env, recipients);
+      useStableIds(id, prepared, recipients);
+      for (const req of prepared) req.overrides = overrides;
+      requests = toWire(prepared);
+    }
     return {
-      id: randomUUID(),
+      id,
       name: env.name,
       body: env.body,
       sender: env.sender ?? null,
       ...(env.ownerlessOnly ? { ownerlessOnly: true as const } : {}),
       context,
       headers: env.headers,
-      settings: env.settings,
+      ...(overrides ? { overrides } : {}),
       keepAlive: env.keepAlive,
-      ...(recipients?.length ? { recipients } : {}),
+      ...(requests ? { requests } : {}),
     };
   }
 
@@ -220,28 +353,28 @@ export class BullDispatcher implements Dispatcher {
    * ids derived from the event, so a rerun after a crash adds no second copy of a chunk still in Redis.
    */
   private async runEvents(job: Bull.Job<EventJobData>): Promise<ThornJobResult> {
-    const requests: DeliveryRequest[] = [];
+    const requests: QueuedRequest[] = [];
     for (const ev of job.data.events) {
-      const recipients = [
-        ...(await this.delivery.recipients({
-          name: ev.name,
-          sender: ev.sender,
-          ownerlessOnly: ev.ownerlessOnly,
-          context: ev.context,
-        })),
-        ...(ev.recipients ?? []),
-      ];
-      if (!recipients.length) continue;
+      // static and stored subscribers per this worker's options and database; the event's own came signed
+      const recipients = await this.delivery.recipients({
+        name: ev.name,
+        sender: ev.sender,
+        ownerlessOnly: ev.ownerlessOnly,
+        context: ev.context,
+      });
+      const own = ev.requests ? fromWire(ev.requests, this.options) : [];
+      if (!recipients.length && !own.length) continue;
       const envelope: EventEnvelope = {
         name: ev.name,
         body: ev.body,
         sender: ev.sender,
         context: ev.context,
         headers: ev.headers,
-        settings: ev.settings,
+        settings: resolveDeliverySettings(this.options, ev.overrides),
+        overrides: ev.overrides,
         keepAlive: ev.keepAlive,
       };
-      let prepared: DeliveryRequest[];
+      let prepared: QueuedRequest[];
       try {
         prepared = this.delivery.prepare(envelope, recipients);
       } catch (err) {
@@ -250,7 +383,8 @@ export class BullDispatcher implements Dispatcher {
         continue;
       }
       useStableIds(ev.id, prepared, recipients);
-      requests.push(...prepared);
+      for (const req of prepared) req.overrides = ev.overrides;
+      requests.push(...prepared, ...own);
     }
     const ordered = byOrigin(requests);
     if (ordered.length <= this.options.chunkSize) return this.runRequests(ordered, 0);
@@ -263,7 +397,7 @@ export class BullDispatcher implements Dispatcher {
   }
 
   /** Delivers requests side by side (at most `concurrency` in flight per worker); failures become retry jobs. */
-  private async runRequests(requests: DeliveryRequest[], chunks: number): Promise<ThornJobResult> {
+  private async runRequests(requests: QueuedRequest[], chunks: number): Promise<ThornJobResult> {
     const result: ThornJobResult = { requests: requests.length, chunks, ok: 0, retrying: 0, failed: 0 };
     await Promise.all(
       requests.map(async (req) => {
@@ -275,7 +409,7 @@ export class BullDispatcher implements Dispatcher {
   }
 
   /** Enqueues a delayed retry (same id, headers and body) or logs the final failure. */
-  private async settle(req: DeliveryRequest, outcome: AttemptOutcome): Promise<'ok' | 'retrying' | 'failed'> {
+  private async settle(req: QueuedRequest, outcome: AttemptOutcome): Promise<'ok' | 'retrying' | 'failed'> {
     const { verdict } = outcome;
     if (verdict.ok) return 'ok';
     const retriesDone = req.attempts - 1;
@@ -289,5 +423,39 @@ export class BullDispatcher implements Dispatcher {
       `Delivery ${req.id} of ${req.event} to ${redactUrl(req.url)} failed after ${req.attempts} attempt(s): ${outcome.error?.message}`,
     );
     return 'failed';
+  }
+}
+
+/** `"a.b"`, or `3 events (a.b, c.d, …)`: which events an add carried. */
+function eventLabel(names: string[]): string {
+  return names.length === 1 ? `"${names[0]}"` : `${names.length} events (${nameList(names)})`;
+}
+
+/** Distinct names with their counts, at most MAX_NAMES of them: `a.b ×2, c.d`. */
+function nameList(names: string[]): string {
+  const counts = new Map<string, number>();
+  for (const n of names) counts.set(n, (counts.get(n) ?? 0) + 1);
+  const parts = [...counts].map(([n, c]) => (c > 1 ? `${n} ×${c}` : n));
+  const more = parts.length - MAX_NAMES;
+  return parts.slice(0, MAX_NAMES).join(', ') + (more > 0 ? `, and ${more} more` : '');
+}
+
+/** Removes `user:password@` from any URL in a message (a Redis error could quote its connection URL). */
+function redactCredentials(text: string): string {
+  return text.replace(/(\/\/)[^/\s@]*@/g, '$1***@');
+}
+
+/** Whether `p` settles within `ms` (its outcome is ignored: used for best-effort shutdown steps). */
+async function withinMs(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = p.then(
+    () => true,
+    () => true,
+  );
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([settled, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -2,7 +2,11 @@
 import { createHash, createHmac } from 'node:crypto';
 import type { DeliveryRequest } from '../../events/envelope.js';
 import type { Recipient } from '../../subscriptions/recipient.js';
-import type { DeliverySettings } from '../../thorn-options.js';
+import {
+  resolveDeliverySettings,
+  type DeliveryOverrides,
+  type DeliverySettings,
+} from '../../thorn-options.js';
 import { HOOK_HEADERS } from '../../thorn.constants.js';
 
 /** Job names on the `thorn` queue. */
@@ -15,7 +19,11 @@ export const JOB = {
   retry: 'retry',
 } as const;
 
-/** One sent event as it crosses the queue: JSON only, no functions. */
+/**
+ * One sent event as it crosses the queue: JSON only, no functions, and only what a worker cannot know itself. Never
+ * module options or secrets: the worker has its own module options (static subscribers, `defaultHmacSecret`, codecs,
+ * signer, …) and reads stored subscriptions (with their secrets) from its own database.
+ */
 export interface QueuedEvent {
   /** Assigned at send time; seeds the delivery ids so they are the same however often a worker prepares them. */
   id: string;
@@ -28,10 +36,14 @@ export interface QueuedEvent {
   /** JSON-safe context for callback subscribers (resolved by the worker). */
   context: Record<string, unknown>;
   headers: Record<string, string>;
-  settings: DeliverySettings;
+  /** Delivery settings set on `send()` / the `Event` (absent: none); the worker applies them over its module's. */
+  overrides?: DeliveryOverrides;
   keepAlive: boolean;
-  /** The event's own subscribers, resolved by the producer at send time (they may be functions). */
-  recipients?: Recipient[];
+  /**
+   * The event's own subscribers (they may be functions, and only the producer knows them), resolved and signed at send
+   * time: signed requests, never the subscribers' secrets.
+   */
+  requests?: RequestsJobData;
 }
 
 /** Data of an `event` job. */
@@ -54,7 +66,8 @@ export interface WireRequest {
   contentType: string;
   /** Every header sent, `Hook-*`, signature and custom ones included. */
   headers: Record<string, string>;
-  settings: DeliverySettings;
+  /** The event's `send()` / `Event` delivery settings (absent: none); the worker applies them over its module's. */
+  overrides?: DeliveryOverrides;
   keepAlive: boolean;
   /** Attempts already made. */
   attempts: number;
@@ -63,6 +76,11 @@ export interface WireRequest {
   body: number;
   /** Why this request could not be built: it fails without being sent (see `DeliveryRequest.failure`). */
   failure?: string;
+}
+
+/** A request of the bull dispatcher: it remembers its event's overrides, so its retry job can carry them again. */
+export interface QueuedRequest extends DeliveryRequest {
+  overrides?: DeliveryOverrides;
 }
 
 /** Data of `chunk` and `retry` jobs: requests sharing a few bodies. */
@@ -137,7 +155,7 @@ export function chunked<T>(items: T[], size: number): T[][] {
 }
 
 /** Requests → job data; a body shared by several requests (same event and content type) is stored once. */
-export function toWire(requests: DeliveryRequest[]): RequestsJobData {
+export function toWire(requests: QueuedRequest[]): RequestsJobData {
   const bodies: WireBody[] = [];
   const index = new Map<string | Buffer, number>();
   const wire = requests.map((req) => {
@@ -153,7 +171,7 @@ export function toWire(requests: DeliveryRequest[]): RequestsJobData {
       url: req.url,
       contentType: req.contentType,
       headers: req.headers,
-      settings: req.settings,
+      ...(req.overrides && Object.keys(req.overrides).length ? { overrides: req.overrides } : {}),
       keepAlive: req.keepAlive,
       attempts: req.attempts,
       source: req.source,
@@ -164,8 +182,11 @@ export function toWire(requests: DeliveryRequest[]): RequestsJobData {
   return { bodies, requests: wire };
 }
 
-/** Job data → requests ready for `DeliveryService.attempt()` (the module's validators apply). */
-export function fromWire(data: RequestsJobData): DeliveryRequest[] {
+/**
+ * Job data → requests ready for `DeliveryService.attempt()` (the module's validators apply), their settings rebuilt
+ * from this worker's module settings and the carried overrides.
+ */
+export function fromWire(data: RequestsJobData, module: DeliverySettings): QueuedRequest[] {
   const bodies = data.bodies.map((b) => Buffer.from(b.data, b.enc));
   return data.requests.map((w) => ({
     id: w.id,
@@ -175,7 +196,8 @@ export function fromWire(data: RequestsJobData): DeliveryRequest[] {
     contentType: w.contentType,
     headers: { ...w.headers },
     body: bodies[w.body],
-    settings: w.settings,
+    settings: resolveDeliverySettings(module, w.overrides),
+    ...(w.overrides ? { overrides: w.overrides } : {}),
     keepAlive: w.keepAlive,
     attempts: w.attempts,
     source: w.source,
