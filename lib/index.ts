@@ -1,6 +1,6 @@
 // The public API of nestjs-thorn (named exports only). The bull dispatcher is loaded lazily and never exported here.
 export { ThornModule } from './thorn.module.js';
-export { THORN_EXTRAS, type ThornModuleExtras } from './thorn.module-definition.js';
+export { type ThornModuleExtras } from './thorn.module-definition.js';
 export {
   resolveThornOptions,
   type ThornModuleOptions,
@@ -10,7 +10,8 @@ export {
   type DispatcherOption,
   type RetryBackoff,
 } from './thorn-options.js';
-export { THORN_OPTIONS, THORN_QUEUE, HOOK_HEADERS } from './thorn.constants.js';
+export { THORN_EXTRAS, THORN_OPTIONS, THORN_QUEUE, HOOK_HEADERS, THORN_TRANSPORT } from './thorn.constants.js';
+export { InjectThornOptions } from './thorn.decorators.js';
 
 export { Event, type EventOptions, type SendOptions } from './events/event.js';
 export { EventService, senderId } from './events/event.service.js';
@@ -77,7 +78,6 @@ export {
   type TransportRequest,
   type TransportResponse,
 } from './delivery/transport.js';
-export { THORN_TRANSPORT } from './delivery/transport.token.js';
 export { UndiciTransport } from './delivery/undici.transport.js';
 
 export { Dispatcher } from './dispatchers/dispatcher.js';

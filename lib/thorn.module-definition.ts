@@ -5,6 +5,7 @@ import { hooksControllers } from './api/hooks.controllers.js';
 import { messages } from './messages.js';
 import { SubscriptionStore } from './subscriptions/subscription.store.js';
 import { Subscriber } from './subscriptions/subscriber.entity.js';
+import { THORN_DATA_SOURCE, THORN_EXTRAS, THORN_MODULE_OPTIONS } from './thorn.constants.js';
 import type { ThornModuleOptions } from './thorn-options.js';
 
 /**
@@ -27,12 +28,6 @@ export interface ThornModuleExtras {
 /** Extras with their defaults applied. */
 export type ResolvedThornExtras = Required<Omit<ThornModuleExtras, 'dataSource'>> & { dataSource?: string };
 
-/** Injection token of the app's TypeORM DataSource (null when the app has none). */
-export const THORN_DATA_SOURCE = Symbol('thorn:data-source');
-
-/** Injection token of the resolved extras. */
-export const THORN_EXTRAS = Symbol('thorn:extras');
-
 const DEFAULT_EXTRAS: ResolvedThornExtras = {
   isGlobal: true,
   controller: true,
@@ -42,10 +37,12 @@ const DEFAULT_EXTRAS: ResolvedThornExtras = {
 
 export const {
   ConfigurableModuleClass: ConfigurableThornModule,
-  MODULE_OPTIONS_TOKEN: THORN_MODULE_OPTIONS,
   OPTIONS_TYPE: THORN_OPTIONS_TYPE,
   ASYNC_OPTIONS_TYPE: THORN_ASYNC_OPTIONS_TYPE,
-} = new ConfigurableModuleBuilder<ThornModuleOptions>({ moduleName: 'Thorn' })
+} = new ConfigurableModuleBuilder<ThornModuleOptions>({
+  moduleName: 'Thorn',
+  optionsInjectionToken: THORN_MODULE_OPTIONS,
+})
   .setClassMethodName('forRoot')
   .setFactoryMethodName('createThornOptions')
   .setExtras<ThornModuleExtras>(DEFAULT_EXTRAS, (definition, extras) => {

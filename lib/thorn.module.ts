@@ -1,7 +1,6 @@
 import { Module } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { DeliveryService } from './delivery/delivery.service.js';
-import { THORN_TRANSPORT } from './delivery/transport.token.js';
 import type { Transport } from './delivery/transport.js';
 import { createTransport } from './delivery/transport.factory.js';
 import { Dispatcher } from './dispatchers/dispatcher.js';
@@ -10,8 +9,8 @@ import { EventService } from './events/event.service.js';
 import { ModelEventEmitter } from './typeorm/model-event.emitter.js';
 import { modelEventProviders } from './typeorm/model-events.providers.js';
 import { SubscriptionStore } from './subscriptions/subscription.store.js';
-import { THORN_OPTIONS } from './thorn.constants.js';
-import { ConfigurableThornModule, THORN_MODULE_OPTIONS } from './thorn.module-definition.js';
+import { THORN_MODULE_OPTIONS, THORN_OPTIONS, THORN_TRANSPORT } from './thorn.constants.js';
+import { ConfigurableThornModule } from './thorn.module-definition.js';
 import { resolveThornOptions, type ResolvedThornOptions, type ThornModuleOptions } from './thorn-options.js';
 
 /** Webhooks for NestJS: `ThornModule.forRoot(options)` or `ThornModule.forRootAsync({ useFactory, inject })`. */

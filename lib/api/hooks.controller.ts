@@ -23,7 +23,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import type { Repository } from 'typeorm';
 import { SubscriptionStore } from '../subscriptions/subscription.store.js';
 import type { Subscriber } from '../subscriptions/subscriber.entity.js';
-import { THORN_OPTIONS } from '../thorn.constants.js';
+import { InjectThornOptions } from '../thorn.decorators.js';
 import type { ResolvedThornOptions } from '../thorn-options.js';
 import { installBodyErrorHandler } from './body-errors.js';
 import { THORN_USER } from './hooks.constants.js';
@@ -55,7 +55,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export class HooksController implements OnModuleInit {
   constructor(
     @Inject(SubscriptionStore) private readonly store: SubscriptionStore,
-    @Inject(THORN_OPTIONS) private readonly options: ResolvedThornOptions,
+    @InjectThornOptions() private readonly options: ResolvedThornOptions,
     @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
   ) {}
 

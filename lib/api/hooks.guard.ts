@@ -10,7 +10,7 @@ import {
 } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { isObservable, lastValueFrom } from 'rxjs';
-import { THORN_OPTIONS } from '../thorn.constants.js';
+import { InjectThornOptions } from '../thorn.decorators.js';
 import type { ResolvedThornOptions } from '../thorn-options.js';
 import { THORN_USER } from './hooks.constants.js';
 import { hooksMessages } from './hooks.messages.js';
@@ -25,7 +25,7 @@ export class HooksGuard implements CanActivate, OnModuleInit {
   private guards?: Promise<CanActivate[]>;
 
   constructor(
-    @Inject(THORN_OPTIONS) private readonly options: ResolvedThornOptions,
+    @InjectThornOptions() private readonly options: ResolvedThornOptions,
     @Inject(ModuleRef) private readonly moduleRef: ModuleRef,
   ) {}
 

@@ -1,14 +1,14 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { DeliveryService } from '../delivery/delivery.service.js';
-import { THORN_TRANSPORT } from '../delivery/transport.token.js';
+import { THORN_TRANSPORT } from '../thorn.constants.js';
 import type { Transport } from '../delivery/transport.js';
 import { Dispatcher } from '../dispatchers/dispatcher.js';
 import { createDispatcher } from '../dispatchers/dispatcher.factory.js';
 import type { ThornQueueStats } from '../dispatchers/bull/bull.types.js';
 import type { Recipient, SubscriberSpec, SubscribersOption } from '../subscriptions/recipient.js';
 import { hasUnsignedStatic } from '../subscriptions/static-subscribers.js';
-import { THORN_OPTIONS } from '../thorn.constants.js';
+import { InjectThornOptions } from '../thorn.decorators.js';
 import { messages } from '../messages.js';
 import {
   resolveDeliverySettings,
@@ -28,7 +28,7 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
   private readonly dispatchers = new Map<DispatcherOption, Promise<Dispatcher>>();
 
   constructor(
-    @Inject(THORN_OPTIONS) readonly options: ResolvedThornOptions,
+    @InjectThornOptions() readonly options: ResolvedThornOptions,
     readonly delivery: DeliveryService,
     @Inject(Dispatcher) readonly dispatcher: Dispatcher,
     @Inject(THORN_TRANSPORT) private readonly transport: Transport,

@@ -29,7 +29,7 @@ import {
   type ModelEventMessage,
   type WebhookModelDefinition,
 } from '../events/model-event.js';
-import { THORN_DATA_SOURCE } from '../thorn.module-definition.js';
+import { THORN_DATA_SOURCE } from '../thorn.constants.js';
 import { relationTree } from './model-events.index.js';
 import { TransactionFrames } from './transaction-frames.js';
 

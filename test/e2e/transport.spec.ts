@@ -23,7 +23,7 @@ import {
   type TransportOptions,
   type TransportRequest,
 } from '../../lib/index.js';
-import { THORN_TRANSPORT } from '../../lib/delivery/transport.token.js';
+import { THORN_TRANSPORT } from '../../lib/thorn.constants.js';
 import { TLS_CERT, TLS_KEY } from '../fixtures/tls.js';
 
 interface Seen {
