@@ -86,7 +86,7 @@ export { DisabledDispatcher } from './dispatchers/disabled.dispatcher.js';
 export type { ThornQueueStats, ThornBullOptions } from './dispatchers/bull/bull.types.js';
 
 export { HooksController, HooksUser } from './api/hooks.controller.js';
-export { createHooksController, hooksControllers } from './api/hooks.controllers.js';
+export { createHooksController, hooksControllers } from './api/hooks-controller.factory.js';
 export { HooksGuard } from './api/hooks.guard.js';
 export { HOOKS_LIMITS } from './api/hooks.constants.js';
 export { CreateSubscriptionDto, UpdateSubscriptionDto } from './api/subscription.dto.js';

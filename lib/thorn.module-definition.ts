@@ -1,7 +1,7 @@
 import { ConfigurableModuleBuilder, type Type } from '@nestjs/common';
 import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
-import { hooksControllers } from './api/hooks.controllers.js';
+import { hooksControllers, hooksProviders } from './api/hooks-controller.factory.js';
 import { messages } from './messages.js';
 import { SubscriptionStore } from './subscriptions/subscription.store.js';
 import { Subscriber } from './subscriptions/subscriber.entity.js';
@@ -60,6 +60,7 @@ export const {
       providers: [
         ...(definition.providers ?? []),
         { provide: THORN_EXTRAS, useValue: resolved },
+        ...hooksProviders(resolved),
         {
           // the app's DataSource, when there is one (stored subscriptions, model events)
           provide: THORN_DATA_SOURCE,
