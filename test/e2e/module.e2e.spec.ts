@@ -17,6 +17,8 @@ import {
   type SendResult,
   type ThornModuleOptions,
 } from '../../lib/index.js';
+import type { Transport } from '../../lib/delivery/transport.js';
+import { THORN_TRANSPORT } from '../../lib/thorn.constants.js';
 import { TestReceiver } from '../fixtures/receiver.js';
 
 const loopback = () => [blockInternalIps({ allow: ['127.0.0.0/8'] }), ensureProtocol('http', 'https')];
@@ -153,6 +155,31 @@ class RecordingDispatcher extends Dispatcher {
   }
 }
 
+const closed: string[] = [];
+class ClosingDispatcher extends Dispatcher {
+  constructor(private readonly label: string) {
+    super();
+  }
+  async dispatch(envelope: EventEnvelope): Promise<SendResult> {
+    return { event: envelope.name, deliveries: [] };
+  }
+  async close(): Promise<void> {
+    closed.push(this.label);
+  }
+}
+@Injectable()
+class ModuleDispatcher extends ClosingDispatcher {
+  constructor() {
+    super('module dispatcher');
+  }
+}
+@Injectable()
+class EventDispatcher extends ClosingDispatcher {
+  constructor() {
+    super('event dispatcher');
+  }
+}
+
 describe('dispatchers and sending', () => {
   const base = (o: ThornModuleOptions = {}) =>
     ThornModule.forRoot({ subscriberEntity: false, recipientValidators: loopback(), ...o });
@@ -168,6 +195,22 @@ describe('dispatchers and sending', () => {
     expect(d.seen[0].settings.timeout).toBe(1234);
     expect(result.deliveries.map((x) => x.url)).toEqual([`${receiver.url}/a`]);
     expect(receiver.requests).toHaveLength(0);
+  });
+
+  it("app.close() closes each dispatcher once (the module's and an Event's own), then the transport", async () => {
+    closed.length = 0;
+    const events = await start([base({ dispatcher: ModuleDispatcher })]);
+    await events.event('a.b', { dispatcher: EventDispatcher }).send({});
+    await events.event('a.c', { dispatcher: EventDispatcher }).send({});
+    const transport = ctx!.get<Transport>(THORN_TRANSPORT);
+    const closeTransport = transport.close.bind(transport);
+    transport.close = async () => {
+      closed.push('transport');
+      await closeTransport();
+    };
+    await ctx!.close();
+    ctx = undefined;
+    expect(closed).toEqual(['module dispatcher', 'event dispatcher', 'transport']);
   });
 
   it("the 'disabled' dispatcher sends nothing and does not call callback subscribers", async () => {
