@@ -2,6 +2,10 @@
 export const messages = {
   badOption: (name: string, got: unknown, want: string) =>
     `ThornModule option "${name}" is invalid (got ${describe(got)}): ${want}`,
+  extraFromFactory: (name: string) =>
+    `ThornModule extra "${name}" was returned by the options factory, where it has no effect: extras shape the module before the factory runs. Pass it to forRootAsync() next to useFactory: ThornModule.forRootAsync({ useFactory, ${name}: ... })`,
+  optionBesideFactory: (name: string) =>
+    `ThornModule option "${name}" was passed to forRootAsync() next to the factory, where it has no effect: return it from useFactory (or from createThornOptions() of useClass / useExisting)`,
   unknownDispatcher: (got: unknown) =>
     `ThornModule option "dispatcher" is invalid (got ${describe(got)}): use 'direct', 'bull', 'disabled' or a class implementing Dispatcher`,
   notInitialised: (event: string) =>

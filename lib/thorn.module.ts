@@ -5,19 +5,14 @@ import { EventService } from './events/event.service.js';
 import { ModelEventEmitter } from './typeorm/model-event.emitter.js';
 import { modelEventProviders } from './typeorm/model-events.providers.js';
 import { SubscriptionStore } from './subscriptions/subscription.store.js';
-import { THORN_MODULE_OPTIONS, THORN_OPTIONS, THORN_TRANSPORT } from './thorn.constants.js';
+import { THORN_OPTIONS, THORN_TRANSPORT } from './thorn.constants.js';
 import { ConfigurableThornModule } from './thorn.module-definition.js';
 import { ThornResources } from './thorn.resources.js';
-import { resolveThornOptions, type ResolvedThornOptions, type ThornModuleOptions } from './thorn-options.js';
+import type { ResolvedThornOptions } from './thorn-options.js';
 
 /** Webhooks for NestJS: `ThornModule.forRoot(options)` or `ThornModule.forRootAsync({ useFactory, inject })`. */
 @Module({
   providers: [
-    {
-      provide: THORN_OPTIONS,
-      useFactory: (raw: ThornModuleOptions) => resolveThornOptions(raw),
-      inject: [THORN_MODULE_OPTIONS],
-    },
     // creates and closes the transport and the dispatchers; the providers below only hand them out
     ThornResources,
     {

@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { Injectable, Module, type INestApplicationContext } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import request from 'supertest';
 import {
   DeliveryService,
   Dispatcher,
@@ -126,6 +127,68 @@ describe('ThornModule registration styles', () => {
         }),
       ]),
     ).rejects.toThrow(/"dispatcher" is invalid \(got "bul"\)/);
+  });
+
+  it('forRootAsync takes the extras next to useFactory: controller: false mounts no /hooks route', async () => {
+    await start([sqlite(), ThornModule.forRootAsync({ useFactory: () => ({}) })]);
+    await request((ctx as any).getHttpServer())
+      .get('/hooks')
+      .expect(401);
+    await ctx!.close();
+    await start([sqlite(), ThornModule.forRootAsync({ controller: false, useFactory: () => ({}) })]);
+    await request((ctx as any).getHttpServer())
+      .get('/hooks')
+      .expect(404);
+  });
+
+  it.each(['controller', 'path', 'isGlobal', 'subscriberEntity', 'dataSource'])(
+    'an extra returned by the async factory (%s) fails start-up, naming it and saying to pass it next to useFactory',
+    async (extra) => {
+      const value = {
+        controller: false,
+        path: 'webhooks',
+        isGlobal: false,
+        subscriberEntity: false,
+        dataSource: 'x',
+      }[extra];
+      await expect(
+        start([
+          sqlite(),
+          ThornModule.forRootAsync({ useFactory: () => ({ [extra]: value }) as ThornModuleOptions }),
+        ]),
+      ).rejects.toThrow(
+        new RegExp(`extra "${extra}" was returned by the options factory.*next to useFactory`),
+      );
+    },
+  );
+
+  it('an option passed next to useFactory (where it would be ignored) fails start-up naming it', async () => {
+    await expect(
+      start([
+        ThornModule.forRootAsync({ subscriberEntity: false, useFactory: () => ({}), timeout: 5 } as any),
+      ]),
+    ).rejects.toThrow(
+      /option "timeout" was passed to forRootAsync\(\) next to the factory.*return it from useFactory/,
+    );
+    await expect(
+      start([
+        ThornModule.forRootAsync({ subscriberEntity: false, useFactory: () => ({}), timout: 5 } as any),
+      ]),
+    ).rejects.toThrow(/"timout" is invalid \(got 5\): unknown option/);
+  });
+
+  it('forRoot takes options and extras in one object (dataSource included)', async () => {
+    const events = await start([
+      sqlite(),
+      ThornModule.forRoot({
+        dataSource: 'default',
+        controller: false,
+        recipientValidators: loopback(),
+        subscribers: { 'a.*': `${receiver.url}/together` },
+      }),
+    ]);
+    await events.send('a.b', {});
+    expect(receiver.requests.map((r) => r.path)).toEqual(['/together']);
   });
 
   it('fails at start-up naming the missing DataSource when TypeORM is not set up', async () => {

@@ -11,7 +11,13 @@ import {
 import { collectionUrl } from '../../lib/api/subscription.mapper.js';
 import { Subscriber } from '../../lib/subscriptions/subscriber.entity.js';
 
-const extras = { isGlobal: true, controller: true, path: 'hooks', subscriberEntity: Subscriber };
+const extras = {
+  isGlobal: true,
+  controller: true,
+  path: 'hooks',
+  subscriberEntity: Subscriber,
+  dataSource: undefined,
+};
 
 describe('the hooks controller factory', () => {
   it('derives one controller class per path and never changes the shared class', () => {
