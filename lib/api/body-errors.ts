@@ -1,7 +1,7 @@
 import { BadRequestException, Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { THORN_EXTRAS } from '../thorn.constants.js';
-import type { ResolvedThornExtras } from '../thorn.module-definition.js';
+import type { ResolvedThornExtras } from '../thorn-options.js';
 import { hooksMessages } from './hooks.messages.js';
 
 /** Installs the body-error handler (below) for the path the `/hooks` controller is mounted at, at start-up. */

@@ -1,5 +1,5 @@
 import { Controller, type Provider, type Type } from '@nestjs/common';
-import type { ResolvedThornExtras } from '../thorn.module-definition.js';
+import type { ResolvedThornExtras } from '../thorn-options.js';
 import { HooksBodyErrorHandler } from './body-errors.js';
 import { HooksController } from './hooks.controller.js';
 
