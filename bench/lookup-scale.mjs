@@ -2,7 +2,9 @@
 // (how cost grows with row count) and a naive load-all-and-match scan (what "no index" would cost).
 import 'reflect-metadata';
 import { DataSource } from 'typeorm';
-import { Subscriber, SubscriptionStore, matchesPattern } from 'nestjs-thorn';
+import { Subscriber, matchesPattern } from 'nestjs-thorn';
+// an internal, by path (not part of the public API)
+import { SubscriptionStore } from '../dist/subscriptions/subscription.store.js';
 import { quantile, round } from './lib.mjs';
 
 const RESOURCES = 10_000;

@@ -1,21 +1,25 @@
-// The public API of nestjs-thorn (named exports only). The bull dispatcher is loaded lazily and never exported here.
-export { ThornModule } from './thorn.module.js';
-export { THORN_EXTRAS, type ThornModuleExtras } from './thorn.module-definition.js';
-export {
-  resolveThornOptions,
-  type ThornModuleOptions,
-  type ResolvedThornOptions,
-  type DeliverySettings,
-  type DeliveryOverrides,
-  type DispatcherOption,
-  type RetryBackoff,
-} from './thorn-options.js';
-export { THORN_OPTIONS, THORN_QUEUE, HOOK_HEADERS } from './thorn.constants.js';
+// The public API of nestjs-thorn (named exports only; README "Public API" names each runtime export, and
+// test/unit/public-api.spec.ts pins the list). The bull dispatcher is loaded lazily and never exported here.
 
+// the module and its options
+export { ThornModule } from './thorn.module.js';
+export { InjectThornOptions } from './thorn.decorators.js';
+export { THORN_OPTIONS, THORN_QUEUE, HOOK_HEADERS } from './thorn.constants.js';
+export type {
+  ThornModuleOptions,
+  ThornModuleExtras,
+  ResolvedThornOptions,
+  DeliverySettings,
+  DeliveryOverrides,
+  DispatcherOption,
+  RetryBackoff,
+} from './thorn-options.js';
+
+// events
 export { Event, type EventOptions, type SendOptions } from './events/event.js';
-export { EventService, senderId } from './events/event.service.js';
-export { EventBuffer, type BufferOptions } from './events/event-buffer.js';
-export { PayloadError, toJsonSafe } from './events/payload.js';
+export { EventService } from './events/event.service.js';
+export type { EventBuffer, BufferOptions } from './events/event-buffer.js';
+export { PayloadError } from './events/payload.js';
 export type {
   DeliveryRequest,
   DeliveryResult,
@@ -24,13 +28,32 @@ export type {
   SendResult,
 } from './events/envelope.js';
 
-export { Q, toQ, isQ, type QLike } from './filters/index.js';
+// model events
+export { WebhookModel, ModelEvent } from './events/decorators.js';
+export type {
+  ModelEventTrigger,
+  ModelEventOptions,
+  WebhookModelOptions,
+  ModelEventDefinition,
+  WebhookModelDefinition,
+  ModelEventInfo,
+  ModelEventMessage,
+} from './events/model-event.js';
+export { modelReverser, type Reverser } from './events/reverse.js';
+export {
+  getModelEvents,
+  type ModelEventHandle,
+  type ModelEventSendOptions,
+  type ModelEventManualSendOptions,
+  type ModelEventFromInstanceOptions,
+} from './typeorm/model-events.js';
+export { ModelEventEmitter } from './typeorm/model-event.emitter.js';
+export { Q, type QLike } from './filters/index.js';
 
+// subscriptions
 export { Subscriber } from './subscriptions/subscriber.entity.js';
 export { CreateThornSubscriber1764150000000 } from './subscriptions/subscriber.migration.js';
-export { SubscriptionStore } from './subscriptions/subscription.store.js';
-export { matchesPattern, candidatePatterns, storedPatternError } from './subscriptions/pattern.js';
-export { staticSubscriberId } from './subscriptions/static-subscribers.js';
+export { matchesPattern } from './subscriptions/pattern.js';
 export type {
   Recipient,
   SubscriberObject,
@@ -40,24 +63,16 @@ export type {
   SubscribersOption,
 } from './subscriptions/recipient.js';
 
+// signing, codecs, recipient validation
 export {
   sign,
   verify,
   compatSign,
   randomSecret,
-  toDigest,
-  HMAC_DIGESTS,
   type HmacDigest,
   type HmacSigner,
 } from './delivery/signing.js';
-export {
-  DEFAULT_CODECS,
-  CONTENT_TYPES,
-  jsonCodec,
-  formCodec,
-  type Codec,
-  type ContentType,
-} from './delivery/codecs.js';
+export { jsonCodec, formCodec, type Codec, type ContentType } from './delivery/codecs.js';
 export {
   blockInternalIps,
   blockCidrNetwork,
@@ -70,59 +85,17 @@ export {
   type LookupLike,
 } from './delivery/validators.js';
 export { SecurityError } from './delivery/security-error.js';
+
+// delivery and dispatchers (custom dispatchers use DeliveryService)
 export { DeliveryService, type AttemptOutcome } from './delivery/delivery.service.js';
+export type { AttemptVerdict } from './delivery/retry.js';
 export {
   DeliveryTimeoutError,
   type Transport,
+  type TransportOptions,
   type TransportRequest,
   type TransportResponse,
 } from './delivery/transport.js';
-export { THORN_TRANSPORT } from './delivery/transport.token.js';
-export { UndiciTransport } from './delivery/undici.transport.js';
-
+export type { AxiosInstanceLike, TransportOption } from './delivery/axios.transport.js';
 export { Dispatcher } from './dispatchers/dispatcher.js';
-export { DirectDispatcher } from './dispatchers/direct.dispatcher.js';
-export { DisabledDispatcher } from './dispatchers/disabled.dispatcher.js';
 export type { ThornQueueStats, ThornBullOptions } from './dispatchers/bull/bull.types.js';
-
-export { HooksController, HooksUser } from './api/hooks.controller.js';
-export { createHooksController, hooksControllers } from './api/hooks.controllers.js';
-export { HooksGuard } from './api/hooks.guard.js';
-export { HOOKS_LIMITS } from './api/hooks.constants.js';
-export { CreateSubscriptionDto, UpdateSubscriptionDto } from './api/subscription.dto.js';
-export { SubscriptionValidationPipe } from './api/subscription-validation.pipe.js';
-export { toSubscriptionJson, type SubscriptionJson } from './api/subscription.mapper.js';
-
-export { WebhookModel, ModelEvent } from './events/decorators.js';
-export {
-  MODEL_EVENT_TRIGGERS,
-  type ModelEventTrigger,
-  type ModelEventOptions,
-  type WebhookModelOptions,
-  type ModelEventDefinition,
-  type WebhookModelDefinition,
-  type ModelEventInfo,
-  type ModelEventMessage,
-} from './events/model-event.js';
-export { modelReverser, type Reverser } from './events/reverse.js';
-export {
-  getModelEvents,
-  ModelEventHandle,
-  type ModelEventSendOptions,
-  type ModelEventManualSendOptions,
-  type ModelEventFromInstanceOptions,
-} from './typeorm/model-events.js';
-export { ModelEventSubscriber } from './typeorm/model-event.subscriber.js';
-export { ModelEventsMetadataAccessor } from './typeorm/model-events.metadata-accessor.js';
-export type { TransportOptions } from './delivery/transport.js';
-export { AxiosTransport, type AxiosInstanceLike, type TransportOption } from './delivery/axios.transport.js';
-export { createTransport } from './delivery/transport.factory.js';
-export { createSafeAgents, type SafeAgentOptions, type SafeAgents } from './delivery/safe-agent.js';
-export {
-  judgeResponse,
-  judgeError,
-  parseRetryAfter,
-  retryDelayFor,
-  type AttemptVerdict,
-} from './delivery/retry.js';
-export { ModelEventEmitter } from './typeorm/model-event.emitter.js';

@@ -4,6 +4,13 @@ export const messages = {
     `ThornModule option "${name}" is invalid (got ${describe(got)}): ${want}`,
   badSendOption: (event: string, name: string, got: unknown, want: string) =>
     `Cannot send "${event}": its "${name}" setting (send() or Event option) is invalid (got ${describe(got)}): ${want}`,
+  extraFromFactory: (name: string) =>
+    `ThornModule extra "${name}" was returned by the options factory, where it has no effect: extras shape the module before the factory runs. Pass it to forRootAsync() next to useFactory: ThornModule.forRootAsync({ useFactory, ${name}: ... })`,
+  optionBesideFactory: (name: string) =>
+    `ThornModule option "${name}" was passed to forRootAsync() next to the factory, where it has no effect: return it from useFactory (or from createThornOptions() of useClass / useExisting)`,
+  // names the type only: the value may be a whole user object (hashes, tokens)
+  badUserId: (got: unknown) =>
+    `ThornModule option "getUser" returned ${typeof got === 'number' ? String(got) : `a value of type ${got === null ? 'null' : typeof got}`}, not a user id: return a string or a finite number (e.g. req.user?.id), or null/undefined when there is no user`,
   unknownDispatcher: (got: unknown) =>
     `ThornModule option "dispatcher" is invalid (got ${describe(got)}): use 'direct', 'bull', 'disabled' or a class implementing Dispatcher`,
   notInitialised: (event: string) =>

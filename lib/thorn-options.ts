@@ -3,6 +3,7 @@ import { lookup as dnsLookup } from 'node:dns';
 import type { TransportOption } from './delivery/axios.transport.js';
 import { DEFAULT_CODECS, type Codec } from './delivery/codecs.js';
 import { sign, type HmacSigner } from './delivery/signing.js';
+import { isAxiosInstanceLike } from './delivery/transport.factory.js';
 import {
   defaultRecipientValidators,
   type LookupLike,
@@ -12,6 +13,7 @@ import type { Dispatcher } from './dispatchers/dispatcher.js';
 import type { ThornBullOptions } from './dispatchers/bull/bull.types.js';
 import { messages } from './messages.js';
 import type { SubscribersOption } from './subscriptions/recipient.js';
+import { Subscriber } from './subscriptions/subscriber.entity.js';
 import { THORN_VERSION } from './thorn.constants.js';
 
 /** How retries are spaced: the same `retryDelay` each time, or `retryDelay · 2^n` with ±20 % jitter. */
@@ -33,261 +35,275 @@ export interface DeliverySettings {
   retryDelayMax: number;
 }
 
-/** Options of `ThornModule.forRoot()` / `forRootAsync()`. */
-export interface ThornModuleOptions extends Partial<DeliverySettings> {
+/**
+ * How one option is defaulted and checked. `check` sees the value as given (`undefined` when left out) and returns
+ * what to use instead, as an error hint (`'use true or false'`), or nothing when the value is fine; `default` is used
+ * when the value is `undefined` or `null`; `resolve` turns an accepted value into the one the module uses.
+ */
+interface OptionSpec<In, Out> {
+  default: () => Out;
+  check: (value: unknown, name: string) => string | undefined;
+  resolve?: (value: In) => Out;
+}
+type InputOf<S> = S extends OptionSpec<infer In, any> ? In : never;
+type OutputOf<S> = S extends OptionSpec<any, infer Out> ? Out : never;
+
+const spec = <In, Out = In>(s: OptionSpec<In, Out>): OptionSpec<In, Out> => s;
+const isInteger = (v: unknown, min: number): boolean =>
+  typeof v === 'number' && Number.isInteger(v) && v >= min;
+/** An integer >= `min`; `null` counts as left out. */
+const integer = (def: number, min: number) =>
+  spec<number>({
+    default: () => def,
+    check: (v) => (v == null || isInteger(v, min) ? undefined : `use an integer >= ${min}`),
+  });
+/** `true` or `false`; `null` counts as left out. */
+const boolean = (def: boolean) =>
+  spec<boolean>({
+    default: () => def,
+    check: (v) => (v == null || typeof v === 'boolean' ? undefined : 'use true or false'),
+  });
+/** A function; `null` counts as left out. */
+const func = <F>(def: F) =>
+  spec<F>({
+    default: () => def,
+    check: (v) => (v == null || typeof v === 'function' ? undefined : 'use a function'),
+  });
+/** An optional non-empty string (`null` is refused). */
+const text = <Out extends string | undefined>(def: () => Out) =>
+  spec<string, Out>({
+    default: def,
+    check: (v) =>
+      v === undefined || (typeof v === 'string' && v !== '') ? undefined : 'use a non-empty string',
+  });
+const isPlainObject = (v: unknown): boolean => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Every option of `ThornModule.forRoot()` / `forRootAsync()`: its default, its check and its doc comment. The option
+ * types, the resolved options, the defaults, the validation and the list of known names all come from this table, so
+ * adding an option is one entry here.
+ */
+const OPTIONS = {
   /** `'direct'` (default), `'bull'`, `'disabled'`, or a class implementing `Dispatcher`. */
-  dispatcher?: DispatcherOption;
+  dispatcher: spec<DispatcherOption>({
+    default: () => 'direct',
+    check: (v) =>
+      v == null || typeof v === 'function' || v === 'direct' || v === 'bull' || v === 'disabled'
+        ? undefined
+        : "use 'direct', 'bull', 'disabled' or a class implementing Dispatcher",
+  }),
+  /** Per-request timeout in ms (connect + response; default 3000). */
+  timeout: integer(3000, 1),
+  /** Retry failed deliveries (default true). */
+  retry: boolean(true),
+  /** Retries after the first attempt (default 10). */
+  retryMax: integer(10, 0),
+  /** Delay before a retry, in ms (default 60000). */
+  retryDelay: integer(60_000, 0),
+  /** `'fixed'` (default) or `'exponential'` (`retryDelay · 2^n`, ±20 % jitter). */
+  retryBackoff: spec<RetryBackoff>({
+    default: () => 'fixed',
+    check: (v) =>
+      v == null || v === 'fixed' || v === 'exponential' ? undefined : "use 'fixed' or 'exponential'",
+  }),
+  /** Upper bound of one retry delay (exponential backoff, Retry-After), in ms (default 1 h). */
+  retryDelayMax: integer(3_600_000, 0),
   /** Requests per queue job with the bull dispatcher (default 10). */
-  chunkSize?: number;
+  chunkSize: integer(10, 1),
   /** Content type → codec, merged over the JSON and form codecs. */
-  codecs?: Record<string, Codec>;
-  /** Static subscribers keyed by event pattern. */
-  subscribers?: SubscribersOption;
+  codecs: spec<Record<string, Codec>>({
+    default: () => ({ ...DEFAULT_CODECS }),
+    check: (v) => {
+      for (const [type, codec] of Object.entries(v ?? {})) {
+        if (typeof codec !== 'function')
+          throw new Error(messages.badOption(`codecs["${type}"]`, codec, 'use a function'));
+      }
+      return undefined;
+    },
+    resolve: (v) => ({ ...DEFAULT_CODECS, ...v }),
+  }),
+  /** Static subscribers keyed by event pattern (default none). */
+  subscribers: spec<SubscribersOption>({
+    default: () => ({}),
+    check: (v) => (v === undefined || isPlainObject(v) ? undefined : 'use an object keyed by event pattern'),
+  }),
   /** Secret for static subscribers that have none; without it they are sent unsigned. */
-  defaultHmacSecret?: string;
+  defaultHmacSecret: text(() => undefined),
   /** The only `event` values the REST API accepts. */
-  eventChoices?: string[];
+  eventChoices: spec<string[], string[] | undefined>({
+    default: () => undefined,
+    check: (v) =>
+      v === undefined || (Array.isArray(v) && v.every((e) => typeof e === 'string'))
+        ? undefined
+        : 'use an array of event names',
+  }),
   /** `(digest, secret, body) => signature` (default `sign`). */
-  hmacSigner?: HmacSigner;
+  hmacSigner: func<HmacSigner>(sign),
   /** URL/address checks run at subscribe time and before every connection. */
-  recipientValidators?: RecipientValidator[];
+  recipientValidators: spec<RecipientValidator[]>({
+    default: () => defaultRecipientValidators(),
+    check: (v) =>
+      v == null || (Array.isArray(v) && v.every((f) => typeof f === 'function'))
+        ? undefined
+        : 'use an array of validator functions',
+  }),
   /** Follow 3xx answers (each hop validated); default false: a 3xx is a failed attempt. */
-  allowRedirects?: boolean;
+  allowRedirects: boolean(false),
   /** Hop limit when redirects are allowed (default 3). */
-  maxRedirects?: number;
+  maxRedirects: integer(3, 0),
   /** Model events wait for the outermost commit and are dropped on rollback (default true). */
-  signalHonorsTransaction?: boolean;
+  signalHonorsTransaction: boolean(true),
   /** Throw model-event dispatch errors into `save()` (default false: logged). */
-  propagateErrors?: boolean;
+  propagateErrors: boolean(false),
   /** Guards for the `/hooks` routes, in addition to the built-in "authenticated" check. */
-  guards?: (Type<CanActivate> | CanActivate)[];
+  guards: spec<(Type<CanActivate> | CanActivate)[]>({
+    default: () => [],
+    check: (v) => (v === undefined || Array.isArray(v) ? undefined : 'use an array'),
+  }),
+  /** The requesting user's id (a string or a finite number) for `/hooks` ownership (default `req.user?.id`). */
+  getUser: func<(req: any) => string | number | null | undefined>((req: any) => req?.user?.id),
   /** Subscriptions one user may hold through `/hooks` (default 1000); more is answered 409. */
-  maxSubscriptionsPerUser?: number;
-  /** The requesting user's id for `/hooks` ownership (default `req.user?.id`). */
-  getUser?: (req: any) => string | number | null | undefined;
+  maxSubscriptionsPerUser: integer(1000, 1),
   /** Prefix that turns relative `ref` values into absolute URLs. */
-  baseUrl?: string;
+  baseUrl: text(() => undefined),
   /** `User-Agent` header (default `nestjs-thorn/<version>`). */
-  userAgent?: string;
+  userAgent: text(() => `nestjs-thorn/${THORN_VERSION}`),
   /** `dns.lookup`-compatible resolver used for every delivery; its answers are validated like any other. */
-  lookup?: LookupLike;
+  lookup: func<LookupLike>(dnsLookup as LookupLike),
   /** In-flight HTTP requests per process (default 64). */
-  concurrency?: number;
+  concurrency: integer(64, 1),
   /** Largest encoded body, in bytes (default 256 KiB); larger payloads fail `send()` before any request. */
-  maxPayloadSize?: number;
+  maxPayloadSize: integer(256 * 1024, 1),
   /** How much of a response body is read, in bytes (default 64 KiB). */
-  maxResponseBody?: number;
+  maxResponseBody: integer(64 * 1024, 0),
   /** Also send Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`). */
-  standardWebhooks?: boolean;
+  standardWebhooks: boolean(false),
   /** HTTP client: `'undici'` (default), `'axios'` (optional peer, loaded on demand) or your own axios instance. */
-  transport?: TransportOption;
+  transport: spec<TransportOption>({
+    default: () => 'undici',
+    check: (v) =>
+      v == null || v === 'undici' || v === 'axios' || isAxiosInstanceLike(v)
+        ? undefined
+        : "use 'undici', 'axios' or an axios instance (AxiosInstance)",
+  }),
   /** Bull connection: a Redis URL or Bull queue options (dispatcher 'bull'); default: the app's `BullModule.forRoot()`. */
-  bull?: string | ThornBullOptions;
+  bull: spec<string | ThornBullOptions, string | ThornBullOptions | undefined>({
+    default: () => undefined,
+    check: (v) =>
+      v === undefined || typeof v === 'string' || (typeof v === 'object' && v !== null)
+        ? undefined
+        : 'use a Redis URL or Bull queue options',
+  }),
   /** With dispatcher 'bull': also process queued jobs in this app (default true); false = producer only. */
-  worker?: boolean;
+  worker: boolean(true),
   /**
    * With dispatcher 'bull': how long `send()` waits for Redis to accept an event, in ms (default 5000); after that it
    * rejects (Redis unreachable), so `send()` and `save()` never hang. Also bounds the queue's disconnect at shutdown.
    */
-  enqueueTimeout?: number;
-}
+  enqueueTimeout: integer(5000, 1),
+};
 
+/**
+ * Choices that shape the module graph, so they must be known before an async options factory runs:
+ * `forRoot({ ...options, ...extras })` and `forRootAsync({ useFactory, ...extras })` both take them. Unlike options,
+ * `null` is not taken as "left out".
+ */
+const EXTRAS = {
+  /** Register the module globally (default true). */
+  isGlobal: spec<boolean>({
+    default: () => true,
+    check: (v) => (v === undefined || typeof v === 'boolean' ? undefined : 'use true or false'),
+  }),
+  /** Mount the `/hooks` REST controller (default true). */
+  controller: spec<boolean>({
+    default: () => true,
+    check: (v) => (v === undefined || typeof v === 'boolean' ? undefined : 'use true or false'),
+  }),
+  /** Where the controller is mounted (default `'hooks'`). */
+  path: spec<string>({
+    default: () => 'hooks',
+    check: (v) => (v === undefined || typeof v === 'string' ? undefined : "use a string such as 'hooks'"),
+  }),
+  /** Entity used for stored subscriptions (default `Subscriber`); `false` = static subscribers only, no TypeORM. */
+  subscriberEntity: spec<Type<any> | false>({
+    default: () => Subscriber,
+    check: (v) =>
+      v === undefined || v === false || typeof v === 'function' ? undefined : 'use an entity class or false',
+  }),
+  /** Name of the TypeORM DataSource (default: the default one). */
+  dataSource: spec<string, string | undefined>({
+    default: () => undefined,
+    check: (v) =>
+      v === undefined || typeof v === 'string' ? undefined : 'use the name of a TypeORM DataSource',
+  }),
+};
+
+/** Options of `ThornModule.forRoot()` / `forRootAsync()`. */
+export type ThornModuleOptions = { [K in keyof typeof OPTIONS]?: InputOf<(typeof OPTIONS)[K]> };
 /** Module options with every default applied, validated once at start-up. */
-export interface ResolvedThornOptions extends DeliverySettings {
-  dispatcher: DispatcherOption;
-  chunkSize: number;
-  codecs: Record<string, Codec>;
-  subscribers: SubscribersOption;
-  defaultHmacSecret?: string;
-  eventChoices?: string[];
-  hmacSigner: HmacSigner;
-  recipientValidators: RecipientValidator[];
-  allowRedirects: boolean;
-  maxRedirects: number;
-  signalHonorsTransaction: boolean;
-  propagateErrors: boolean;
-  guards: (Type<CanActivate> | CanActivate)[];
-  getUser: (req: any) => string | number | null | undefined;
-  maxSubscriptionsPerUser: number;
-  baseUrl?: string;
-  userAgent: string;
-  lookup: LookupLike;
-  concurrency: number;
-  maxPayloadSize: number;
-  maxResponseBody: number;
-  standardWebhooks: boolean;
-  transport: TransportOption;
-  bull?: string | ThornBullOptions;
-  worker: boolean;
-  enqueueTimeout: number;
+export type ResolvedThornOptions = { [K in keyof typeof OPTIONS]: OutputOf<(typeof OPTIONS)[K]> };
+/** Module extras: `forRoot({ ...options, ...extras })`, `forRootAsync({ useFactory, ...extras })`. */
+export type ThornModuleExtras = { [K in keyof typeof EXTRAS]?: InputOf<(typeof EXTRAS)[K]> };
+/** Extras with their defaults applied. */
+export type ResolvedThornExtras = { [K in keyof typeof EXTRAS]: OutputOf<(typeof EXTRAS)[K]> };
+
+const OPTION_NAMES = new Set(Object.keys(OPTIONS));
+const EXTRA_NAMES = new Set(Object.keys(EXTRAS));
+
+/** The extras' defaults, for `ConfigurableModuleBuilder.setExtras()`: every extra has a key, so none reaches options. */
+export const DEFAULT_EXTRAS: ResolvedThornExtras = defaults(EXTRAS);
+
+function defaults<T extends Record<string, OptionSpec<any, any>>>(
+  table: T,
+): { [K in keyof T]: OutputOf<T[K]> } {
+  return Object.fromEntries(Object.entries(table).map(([k, s]) => [k, s.default()])) as any;
 }
 
-const KNOWN = new Set([
-  'dispatcher',
-  'timeout',
-  'retry',
-  'retryMax',
-  'retryDelay',
-  'retryBackoff',
-  'retryDelayMax',
-  'chunkSize',
-  'codecs',
-  'subscribers',
-  'defaultHmacSecret',
-  'eventChoices',
-  'hmacSigner',
-  'recipientValidators',
-  'allowRedirects',
-  'maxRedirects',
-  'signalHonorsTransaction',
-  'propagateErrors',
-  'guards',
-  'getUser',
-  'maxSubscriptionsPerUser',
-  'baseUrl',
-  'userAgent',
-  'lookup',
-  'concurrency',
-  'maxPayloadSize',
-  'maxResponseBody',
-  'standardWebhooks',
-  'transport',
-  'bull',
-  'worker',
-  'enqueueTimeout',
-  // module extras, validated by the module definition
-  'isGlobal',
-  'controller',
-  'path',
-  'subscriberEntity',
-  'dataSource',
-]);
-
-function num(
-  o: ThornModuleOptions,
-  name: keyof ThornModuleOptions,
-  def: number,
-  min: number,
-  integer = true,
-): number {
-  const v = o[name] ?? def;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
-    throw new Error(messages.badOption(name, v, `use ${integer ? 'an integer' : 'a number'} >= ${min}`));
+/** Checks each value of `table` in `given` and applies the defaults; throws an error naming the first bad one. */
+function resolveTable<T extends Record<string, OptionSpec<any, any>>>(
+  table: T,
+  given: Record<string, unknown>,
+): { [K in keyof T]: OutputOf<T[K]> } {
+  const out: Record<string, unknown> = {};
+  for (const [name, s] of Object.entries(table)) {
+    const value = given[name];
+    const want = s.check(value, name);
+    if (want !== undefined) throw new Error(messages.badOption(name, value, want));
+    out[name] = value == null ? s.default() : s.resolve ? s.resolve(value) : value;
   }
-  return v;
-}
-function bool(o: ThornModuleOptions, name: keyof ThornModuleOptions, def: boolean): boolean {
-  const v = o[name] ?? def;
-  if (typeof v !== 'boolean') throw new Error(messages.badOption(name, v, 'use true or false'));
-  return v;
-}
-function fn<T>(o: ThornModuleOptions, name: keyof ThornModuleOptions, def: T): T {
-  const v = o[name] ?? def;
-  if (typeof v !== 'function') throw new Error(messages.badOption(name, v, 'use a function'));
-  return v as T;
+  return out as { [K in keyof T]: OutputOf<T[K]> };
 }
 
-/** Applies defaults and validates every option; throws an error naming the first bad option. */
-export function resolveThornOptions(o: ThornModuleOptions = {}): ResolvedThornOptions {
+/**
+ * Applies defaults and validates every option; throws an error naming the first bad option. `alongside` is what was
+ * given next to the extras: in `forRoot()` the options themselves, in `forRootAsync()` whatever sits next to the
+ * factory, where an option has no effect (so it is refused rather than ignored).
+ */
+export function resolveThornOptions(
+  o: ThornModuleOptions = {},
+  alongside: Record<string, unknown> = {},
+): ResolvedThornOptions {
   if (typeof o !== 'object' || o === null)
     throw new Error(messages.badOption('options', o, 'pass an object'));
-  for (const key of Object.keys(o)) {
-    if (!KNOWN.has(key))
-      throw new Error(messages.badOption(key, (o as Record<string, unknown>)[key], 'unknown option'));
+  for (const [key, value] of Object.entries(o)) {
+    if (EXTRA_NAMES.has(key)) throw new Error(messages.extraFromFactory(key));
+    if (!OPTION_NAMES.has(key)) throw new Error(messages.badOption(key, value, 'unknown option'));
   }
-  const dispatcher = o.dispatcher ?? 'direct';
-  if (typeof dispatcher !== 'function' && !['direct', 'bull', 'disabled'].includes(dispatcher)) {
-    throw new Error(messages.unknownDispatcher(dispatcher));
+  for (const [key, value] of Object.entries(alongside)) {
+    if (!OPTION_NAMES.has(key)) throw new Error(messages.badOption(key, value, 'unknown option'));
+    if (!Object.hasOwn(o, key)) throw new Error(messages.optionBesideFactory(key));
   }
-  const retryBackoff = o.retryBackoff ?? 'fixed';
-  if (retryBackoff !== 'fixed' && retryBackoff !== 'exponential') {
-    throw new Error(messages.badOption('retryBackoff', retryBackoff, "use 'fixed' or 'exponential'"));
-  }
-  if (
-    o.eventChoices !== undefined &&
-    (!Array.isArray(o.eventChoices) || o.eventChoices.some((e) => typeof e !== 'string'))
-  ) {
-    throw new Error(messages.badOption('eventChoices', o.eventChoices, 'use an array of event names'));
-  }
-  const validators = o.recipientValidators ?? defaultRecipientValidators();
-  if (!Array.isArray(validators) || validators.some((v) => typeof v !== 'function')) {
-    throw new Error(
-      messages.badOption('recipientValidators', validators, 'use an array of validator functions'),
-    );
-  }
-  const codecs = { ...DEFAULT_CODECS, ...(o.codecs ?? {}) };
-  for (const [type, codec] of Object.entries(codecs)) {
-    if (typeof codec !== 'function')
-      throw new Error(messages.badOption(`codecs["${type}"]`, codec, 'use a function'));
-  }
-  if (
-    o.subscribers !== undefined &&
-    (typeof o.subscribers !== 'object' || o.subscribers === null || Array.isArray(o.subscribers))
-  ) {
-    throw new Error(messages.badOption('subscribers', o.subscribers, 'use an object keyed by event pattern'));
-  }
-  if (o.guards !== undefined && !Array.isArray(o.guards))
-    throw new Error(messages.badOption('guards', o.guards, 'use an array'));
-  for (const s of ['baseUrl', 'userAgent', 'defaultHmacSecret'] as const) {
-    if (o[s] !== undefined && (typeof o[s] !== 'string' || o[s] === '')) {
-      throw new Error(messages.badOption(s, o[s], 'use a non-empty string'));
-    }
-  }
-  if (o.bull !== undefined && typeof o.bull !== 'string' && (typeof o.bull !== 'object' || o.bull === null)) {
-    throw new Error(messages.badOption('bull', o.bull, 'use a Redis URL or Bull queue options'));
-  }
-  const transport = o.transport ?? 'undici';
-  if (
-    transport !== 'undici' &&
-    transport !== 'axios' &&
-    !(
-      (typeof transport === 'object' || typeof transport === 'function') &&
-      transport !== null &&
-      typeof (transport as { request?: unknown }).request === 'function'
-    )
-  ) {
-    throw new Error(
-      messages.badOption(
-        'transport',
-        transport,
-        "use 'undici', 'axios' or an axios instance (AxiosInstance)",
-      ),
-    );
-  }
-  return {
-    dispatcher,
-    timeout: num(o, 'timeout', 3000, 1),
-    retry: bool(o, 'retry', true),
-    retryMax: num(o, 'retryMax', 10, 0),
-    retryDelay: num(o, 'retryDelay', 60_000, 0),
-    retryBackoff,
-    retryDelayMax: num(o, 'retryDelayMax', 3_600_000, 0),
-    chunkSize: num(o, 'chunkSize', 10, 1),
-    codecs,
-    subscribers: o.subscribers ?? {},
-    defaultHmacSecret: o.defaultHmacSecret,
-    eventChoices: o.eventChoices,
-    hmacSigner: fn(o, 'hmacSigner', sign),
-    recipientValidators: validators,
-    allowRedirects: bool(o, 'allowRedirects', false),
-    maxRedirects: num(o, 'maxRedirects', 3, 0),
-    signalHonorsTransaction: bool(o, 'signalHonorsTransaction', true),
-    propagateErrors: bool(o, 'propagateErrors', false),
-    guards: o.guards ?? [],
-    getUser: fn(o, 'getUser', (req: any) => req?.user?.id),
-    maxSubscriptionsPerUser: num(o, 'maxSubscriptionsPerUser', 1000, 1),
-    baseUrl: o.baseUrl,
-    userAgent: o.userAgent ?? `nestjs-thorn/${THORN_VERSION}`,
-    lookup: fn(o, 'lookup', dnsLookup as LookupLike),
-    concurrency: num(o, 'concurrency', 64, 1),
-    maxPayloadSize: num(o, 'maxPayloadSize', 256 * 1024, 1),
-    maxResponseBody: num(o, 'maxResponseBody', 64 * 1024, 0),
-    standardWebhooks: bool(o, 'standardWebhooks', false),
-    transport,
-    bull: o.bull,
-    worker: bool(o, 'worker', true),
-    enqueueTimeout: num(o, 'enqueueTimeout', 5000, 1),
-  };
+  return resolveTable(OPTIONS, o as Record<string, unknown>);
+}
+
+/** Applies defaults to the extras and validates them (other keys are options, checked by `resolveThornOptions`). */
+export function resolveExtras(extras: ThornModuleExtras = {}): ResolvedThornExtras {
+  return resolveTable(EXTRAS, extras as Record<string, unknown>);
+}
+
+/** The entries of a `forRoot()` / `forRootAsync()` argument that are not extras. */
+export function withoutExtras(given: object): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(given).filter(([k]) => !EXTRA_NAMES.has(k)));
 }
 
 /** Per-send / per-event overrides of the delivery settings. */
@@ -328,15 +344,9 @@ export function deliveryOverrides(
   for (const k of DELIVERY_SETTING_KEYS) {
     const v = layers.find((l) => l?.[k] !== undefined)?.[k];
     if (v === undefined) continue;
-    const bad = (want: string) => new Error(messages.badSendOption(event, k, v, want));
-    if (k === 'retry') {
-      if (typeof v !== 'boolean') throw bad('use true or false');
-    } else if (k === 'retryBackoff') {
-      if (v !== 'fixed' && v !== 'exponential') throw bad("use 'fixed' or 'exponential'");
-    } else {
-      const min = k === 'timeout' ? 1 : 0;
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw bad(`use an integer >= ${min}`);
-    }
+    // the same check as the module option of that name
+    const want = OPTIONS[k].check(v, k);
+    if (want !== undefined) throw new Error(messages.badSendOption(event, k, v, want));
     out[k] = v;
   }
   return out as DeliveryOverrides;

@@ -1,55 +1,40 @@
-import { ConfigurableModuleBuilder, type Type } from '@nestjs/common';
+import { ConfigurableModuleBuilder } from '@nestjs/common';
 import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
-import { hooksControllers } from './api/hooks.controllers.js';
+import { hooksControllers, hooksProviders } from './api/hooks-controller.factory.js';
 import { messages } from './messages.js';
 import { SubscriptionStore } from './subscriptions/subscription.store.js';
-import { Subscriber } from './subscriptions/subscriber.entity.js';
-import type { ThornModuleOptions } from './thorn-options.js';
+import { THORN_DATA_SOURCE, THORN_EXTRAS, THORN_MODULE_OPTIONS, THORN_OPTIONS } from './thorn.constants.js';
+import {
+  DEFAULT_EXTRAS,
+  resolveExtras,
+  resolveThornOptions,
+  withoutExtras,
+  type ThornModuleExtras,
+  type ThornModuleOptions,
+} from './thorn-options.js';
+
+export type { ResolvedThornExtras, ThornModuleExtras } from './thorn-options.js';
 
 /**
- * Choices that shape the module graph, so they must be known before an async options factory runs:
- * `forRoot({ ...options, ...extras })` and `forRootAsync({ useFactory, ...extras })` both take them.
+ * `forRoot({ ...options, ...extras })` and `forRootAsync({ useFactory | useClass | useExisting, ...extras })`, one code
+ * path: the extras (`isGlobal`, `controller`, `path`, `subscriberEntity`, `dataSource`) shape the module graph here;
+ * the options are resolved once, from `THORN_MODULE_OPTIONS`, into `THORN_OPTIONS`.
  */
-export interface ThornModuleExtras {
-  /** Register the module globally (default true). */
-  isGlobal?: boolean;
-  /** Mount the `/hooks` REST controller (default true). */
-  controller?: boolean;
-  /** Where the controller is mounted (default `'hooks'`). */
-  path?: string;
-  /** Entity used for stored subscriptions (default `Subscriber`); `false` = static subscribers only, no TypeORM. */
-  subscriberEntity?: Type<any> | false;
-  /** Name of the TypeORM DataSource (default: the default one). */
-  dataSource?: string;
-}
-
-/** Extras with their defaults applied. */
-export type ResolvedThornExtras = Required<Omit<ThornModuleExtras, 'dataSource'>> & { dataSource?: string };
-
-/** Injection token of the app's TypeORM DataSource (null when the app has none). */
-export const THORN_DATA_SOURCE = Symbol('thorn:data-source');
-
-/** Injection token of the resolved extras. */
-export const THORN_EXTRAS = Symbol('thorn:extras');
-
-const DEFAULT_EXTRAS: ResolvedThornExtras = {
-  isGlobal: true,
-  controller: true,
-  path: 'hooks',
-  subscriberEntity: Subscriber,
-};
-
 export const {
   ConfigurableModuleClass: ConfigurableThornModule,
-  MODULE_OPTIONS_TOKEN: THORN_MODULE_OPTIONS,
   OPTIONS_TYPE: THORN_OPTIONS_TYPE,
   ASYNC_OPTIONS_TYPE: THORN_ASYNC_OPTIONS_TYPE,
-} = new ConfigurableModuleBuilder<ThornModuleOptions>({ moduleName: 'Thorn' })
+} = new ConfigurableModuleBuilder<ThornModuleOptions>({
+  moduleName: 'Thorn',
+  optionsInjectionToken: THORN_MODULE_OPTIONS,
+})
   .setClassMethodName('forRoot')
   .setFactoryMethodName('createThornOptions')
   .setExtras<ThornModuleExtras>(DEFAULT_EXTRAS, (definition, extras) => {
     const resolved = resolveExtras(extras);
+    // forRoot(): the options themselves; forRootAsync(): what was passed next to the factory (refused there)
+    const alongside = withoutExtras(extras);
     const entity = resolved.subscriberEntity;
     return {
       ...definition,
@@ -59,10 +44,16 @@ export const {
         ...(definition.imports ?? []),
         ...(entity ? [TypeOrmModule.forFeature([entity], resolved.dataSource)] : []),
       ],
-      controllers: resolved.controller ? hooksControllers(resolved) : [],
+      controllers: hooksControllers(resolved),
       providers: [
         ...(definition.providers ?? []),
+        {
+          provide: THORN_OPTIONS,
+          useFactory: (raw: ThornModuleOptions) => resolveThornOptions(raw, alongside),
+          inject: [THORN_MODULE_OPTIONS],
+        },
         { provide: THORN_EXTRAS, useValue: resolved },
+        ...hooksProviders(resolved),
         {
           // the app's DataSource, when there is one (stored subscriptions, model events)
           provide: THORN_DATA_SOURCE,
@@ -83,21 +74,3 @@ export const {
     };
   })
   .build();
-
-/** Applies defaults to the extras and validates them. */
-export function resolveExtras(extras: ThornModuleExtras): ResolvedThornExtras {
-  const r = {
-    ...DEFAULT_EXTRAS,
-    ...Object.fromEntries(Object.entries(extras ?? {}).filter(([, v]) => v !== undefined)),
-  } as ResolvedThornExtras;
-  if (typeof r.isGlobal !== 'boolean')
-    throw new Error(`ThornModule option "isGlobal" is invalid: use true or false`);
-  if (typeof r.controller !== 'boolean')
-    throw new Error(`ThornModule option "controller" is invalid: use true or false`);
-  if (typeof r.path !== 'string')
-    throw new Error(`ThornModule option "path" is invalid: use a string such as 'hooks'`);
-  if (r.subscriberEntity !== false && typeof r.subscriberEntity !== 'function') {
-    throw new Error(`ThornModule option "subscriberEntity" is invalid: use an entity class or false`);
-  }
-  return r;
-}

@@ -1,6 +1,21 @@
-import { BadRequestException } from '@nestjs/common';
-import type { HttpAdapterHost } from '@nestjs/core';
+import { BadRequestException, Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import { THORN_EXTRAS } from '../thorn.constants.js';
+import type { ResolvedThornExtras } from '../thorn-options.js';
 import { hooksMessages } from './hooks.messages.js';
+
+/** Installs the body-error handler (below) for the path the `/hooks` controller is mounted at, at start-up. */
+@Injectable()
+export class HooksBodyErrorHandler implements OnModuleInit {
+  constructor(
+    @Inject(THORN_EXTRAS) private readonly extras: ResolvedThornExtras,
+    @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
+  ) {}
+
+  onModuleInit(): void {
+    installBodyErrorHandler(this.adapterHost, this.extras.path);
+  }
+}
 
 /**
  * Body-parser errors (malformed JSON, a body over the app parser's limit, an unknown charset) happen in the app's

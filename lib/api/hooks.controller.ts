@@ -16,16 +16,12 @@ import {
   UseInterceptors,
   createParamDecorator,
   type ExecutionContext,
-  type OnModuleInit,
 } from '@nestjs/common';
-import { PATH_METADATA } from '@nestjs/common/constants.js';
-import { HttpAdapterHost } from '@nestjs/core';
 import type { Repository } from 'typeorm';
 import { SubscriptionStore } from '../subscriptions/subscription.store.js';
 import type { Subscriber } from '../subscriptions/subscriber.entity.js';
-import { THORN_OPTIONS } from '../thorn.constants.js';
+import { InjectThornOptions } from '../thorn.decorators.js';
 import type { ResolvedThornOptions } from '../thorn-options.js';
-import { installBodyErrorHandler } from './body-errors.js';
 import { THORN_USER } from './hooks.constants.js';
 import { HooksGuard } from './hooks.guard.js';
 import { hooksMessages } from './hooks.messages.js';
@@ -52,20 +48,11 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * one subclass per configured `path`.
  */
 @UseGuards(HooksGuard)
-export class HooksController implements OnModuleInit {
+export class HooksController {
   constructor(
     @Inject(SubscriptionStore) private readonly store: SubscriptionStore,
-    @Inject(THORN_OPTIONS) private readonly options: ResolvedThornOptions,
-    @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
+    @InjectThornOptions() private readonly options: ResolvedThornOptions,
   ) {}
-
-  onModuleInit(): void {
-    // the path this subclass is mounted at (`Controller(path)` in `createHooksController`)
-    const paths: unknown = Reflect.getMetadata(PATH_METADATA, this.constructor);
-    for (const path of [paths].flat()) {
-      if (typeof path === 'string') installBodyErrorHandler(this.adapterHost, path);
-    }
-  }
 
   private get repository(): Repository<Subscriber> {
     return this.store.repository;

@@ -10,22 +10,23 @@ import {
 } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { isObservable, lastValueFrom } from 'rxjs';
-import { THORN_OPTIONS } from '../thorn.constants.js';
+import { messages } from '../messages.js';
+import { InjectThornOptions } from '../thorn.decorators.js';
 import type { ResolvedThornOptions } from '../thorn-options.js';
 import { THORN_USER } from './hooks.constants.js';
 import { hooksMessages } from './hooks.messages.js';
 
 /**
  * Guards every `/hooks` route: runs the `guards` option in order (they may authenticate, e.g. a passport `AuthGuard`
- * that sets `req.user`), then requires `getUser(req)` to give a user id (401 otherwise) and leaves it, as a string, on
- * the request. A configured guard that refuses gives 403, or 401 when there is no user at all.
+ * that sets `req.user`), then requires `getUser(req)` to give a user id (401 otherwise; 500 when it is not a string or a
+ * finite number) and leaves it, as a string, on the request. A configured guard that refuses gives 403, or 401 when there is no user at all.
  */
 @Injectable()
 export class HooksGuard implements CanActivate, OnModuleInit {
   private guards?: Promise<CanActivate[]>;
 
   constructor(
-    @Inject(THORN_OPTIONS) private readonly options: ResolvedThornOptions,
+    @InjectThornOptions() private readonly options: ResolvedThornOptions,
     @Inject(ModuleRef) private readonly moduleRef: ModuleRef,
   ) {}
 
@@ -51,7 +52,11 @@ export class HooksGuard implements CanActivate, OnModuleInit {
     return true;
   }
 
-  /** The requesting user's id as a string, or null; a `getUser` that throws counts as no user. */
+  /**
+   * The requesting user's id as a string, or null; a `getUser` that throws counts as no user. Anything but a string or
+   * a finite number (an object, a boolean, NaN) is a misconfigured `getUser`: its string form (`"[object Object]"`,
+   * `"true"`) would be one id shared by many users, so the request fails with a 500 and a logged error instead.
+   */
   private async userOf(req: unknown): Promise<string | null> {
     let id: unknown;
     try {
@@ -60,7 +65,9 @@ export class HooksGuard implements CanActivate, OnModuleInit {
       return null;
     }
     if (id === null || id === undefined || id === '') return null;
-    return String(id);
+    if (typeof id === 'string') return id;
+    if (typeof id === 'number' && Number.isFinite(id)) return String(id);
+    throw new Error(messages.badUserId(id));
   }
 
   private resolveGuards(): Promise<CanActivate[]> {

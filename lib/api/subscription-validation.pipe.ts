@@ -1,6 +1,6 @@
-import { Inject, Injectable, ValidationPipe } from '@nestjs/common';
+import { Injectable, ValidationPipe } from '@nestjs/common';
 import type { ValidatorOptions } from 'class-validator';
-import { THORN_OPTIONS } from '../thorn.constants.js';
+import { InjectThornOptions } from '../thorn.decorators.js';
 import type { ResolvedThornOptions } from '../thorn-options.js';
 import { setValidationOptions } from './validation-context.js';
 
@@ -11,7 +11,7 @@ import { setValidationOptions } from './validation-context.js';
  */
 @Injectable()
 export class SubscriptionValidationPipe extends ValidationPipe {
-  constructor(@Inject(THORN_OPTIONS) private readonly thornOptions: ResolvedThornOptions) {
+  constructor(@InjectThornOptions() private readonly thornOptions: ResolvedThornOptions) {
     super({
       whitelist: true,
       forbidNonWhitelisted: true,

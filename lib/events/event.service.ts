@@ -1,14 +1,11 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { ModuleRef } from '@nestjs/core';
 import { DeliveryService } from '../delivery/delivery.service.js';
-import { THORN_TRANSPORT } from '../delivery/transport.token.js';
-import type { Transport } from '../delivery/transport.js';
 import { Dispatcher } from '../dispatchers/dispatcher.js';
-import { createDispatcher } from '../dispatchers/dispatcher.factory.js';
 import type { ThornQueueStats } from '../dispatchers/bull/bull.types.js';
 import type { Recipient, SubscriberSpec, SubscribersOption } from '../subscriptions/recipient.js';
 import { hasUnsignedStatic } from '../subscriptions/static-subscribers.js';
-import { THORN_OPTIONS } from '../thorn.constants.js';
+import { InjectThornOptions } from '../thorn.decorators.js';
+import { ThornResources } from '../thorn.resources.js';
 import { messages } from '../messages.js';
 import {
   deliveryOverrides,
@@ -26,17 +23,13 @@ import { activateEventService, deactivateEventService } from './runtime.js';
 @Injectable()
 export class EventService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('Thorn');
-  private readonly dispatchers = new Map<DispatcherOption, Promise<Dispatcher>>();
 
   constructor(
-    @Inject(THORN_OPTIONS) readonly options: ResolvedThornOptions,
+    @InjectThornOptions() readonly options: ResolvedThornOptions,
     readonly delivery: DeliveryService,
     @Inject(Dispatcher) readonly dispatcher: Dispatcher,
-    @Inject(THORN_TRANSPORT) private readonly transport: Transport,
-    private readonly moduleRef: ModuleRef,
-  ) {
-    this.dispatchers.set(options.dispatcher, Promise.resolve(dispatcher));
-  }
+    @Inject(ThornResources) private readonly resources: ThornResources,
+  ) {}
 
   onModuleInit(): void {
     activateEventService(this);
@@ -45,10 +38,9 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
     }
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  // the dispatchers and the transport are closed by ThornResources, which created them
+  onApplicationShutdown(): void {
     deactivateEventService(this);
-    for (const d of this.dispatchers.values()) await (await d).close?.();
-    await this.transport.close();
   }
 
   /** An `Event` bound to this service. */
@@ -168,13 +160,7 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
   }
 
   private dispatcherFor(option: DispatcherOption | undefined): Promise<Dispatcher> {
-    const key = option ?? this.options.dispatcher;
-    let d = this.dispatchers.get(key);
-    if (!d) {
-      d = createDispatcher(key, this.options, this.delivery, this.moduleRef);
-      this.dispatchers.set(key, d);
-    }
-    return d;
+    return this.resources.getDispatcher(option ?? this.options.dispatcher, this.delivery);
   }
 }
 

@@ -29,7 +29,7 @@ import {
   type WebhookModelDefinition,
 } from '../events/model-event.js';
 import { messages } from '../messages.js';
-import { THORN_DATA_SOURCE } from '../thorn.module-definition.js';
+import { THORN_DATA_SOURCE } from '../thorn.constants.js';
 import { senderAt } from './model-sender.js';
 import { relationTree } from './model-events.index.js';
 import { TransactionFrames } from './transaction-frames.js';

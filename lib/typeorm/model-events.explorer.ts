@@ -1,6 +1,6 @@
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
-import { THORN_DATA_SOURCE } from '../thorn.module-definition.js';
+import { THORN_DATA_SOURCE } from '../thorn.constants.js';
 import { ModelEventEmitter } from './model-event.emitter.js';
 import { ModelEventSubscriber } from './model-event.subscriber.js';
 import { buildModelEventIndex } from './model-events.index.js';

@@ -265,6 +265,57 @@ describe.each(testDatabases)('/hooks REST API ($name)', (db) => {
       expect((await http.get('/hooks').expect(200)).body).toHaveLength(1);
     });
 
+    it.each([
+      [
+        'an object (the user itself)',
+        (req: any) => ({ id: req.headers['x-user'] }),
+        'a value of type object',
+      ],
+      ['a boolean', (req: any) => Boolean(req.headers['x-user']), 'a value of type boolean'],
+      ['NaN', () => NaN, 'NaN'],
+    ])(
+      'a getUser returning %s is a server error on every route, never one id shared by all users',
+      async (_kind, getUser, returned) => {
+        const logged: string[] = [];
+        const logger = {
+          log() {},
+          warn() {},
+          debug() {},
+          verbose() {},
+          error: (message: unknown) => void logged.push(String(message)),
+        };
+        await boot({ getUser: getUser as any }, undefined, { logger });
+        // what String() of those values would have been: rows no such request may see or add to
+        await repo.save(['[object Object]', 'true', 'NaN'].map((user) => repo.create({ ...VALID, user })));
+        const id = (await repo.findOneByOrFail({ user: '[object Object]' })).id;
+        for (const who of [ALICE, BOB]) {
+          const answers = [
+            http.get('/hooks'),
+            http.post('/hooks').send(VALID),
+            http.get(`/hooks/${id}`),
+            http.put(`/hooks/${id}`).send(VALID),
+            http.patch(`/hooks/${id}`).send({ event: 'x.y' }),
+            http.delete(`/hooks/${id}`),
+          ];
+          for (const req of answers) {
+            const res = await req.set(who);
+            expect(res.status).toBe(500);
+            // the client learns nothing about the user object or the configuration
+            expect(res.body).toEqual({ statusCode: 500, message: 'Internal server error' });
+          }
+        }
+        expect(await repo.count()).toBe(3);
+        expect((await repo.findOneByOrFail({ id })).event).toBe(VALID.event);
+        // the server log says what is wrong and what to do
+        expect(logged).toHaveLength(12);
+        for (const line of logged) {
+          expect(line).toBe(
+            `Error: ThornModule option "getUser" returned ${returned}, not a user id: return a string or a finite number (e.g. req.user?.id), or null/undefined when there is no user`,
+          );
+        }
+      },
+    );
+
     it('runs the `guards` option on every route: a refusal is 403, and 401 when there is no user', async () => {
       await boot({ guards: [DenyGuard] });
       const own = (await http.post('/hooks').set(ALICE).send(VALID).expect(201)).body;

@@ -1,7 +1,8 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
-import { ModelEvent, SubscriptionStore, WebhookModel } from '../../lib/index.js';
+import { ModelEvent, WebhookModel } from '../../lib/index.js';
+import { SubscriptionStore } from '../../lib/subscriptions/subscription.store.js';
 import { testDatabases } from '../fixtures/databases.js';
 import { bootModelApp, createSchema, type ModelApp } from '../fixtures/model-app.js';
 import { DataSource } from 'typeorm';

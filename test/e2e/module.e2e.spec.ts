@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { Injectable, Module, type INestApplicationContext } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import request from 'supertest';
 import {
   DeliveryService,
   Dispatcher,
@@ -17,6 +18,8 @@ import {
   type SendResult,
   type ThornModuleOptions,
 } from '../../lib/index.js';
+import type { Transport } from '../../lib/delivery/transport.js';
+import { THORN_TRANSPORT } from '../../lib/thorn.constants.js';
 import { TestReceiver } from '../fixtures/receiver.js';
 
 const loopback = () => [blockInternalIps({ allow: ['127.0.0.0/8'] }), ensureProtocol('http', 'https')];
@@ -126,6 +129,68 @@ describe('ThornModule registration styles', () => {
     ).rejects.toThrow(/"dispatcher" is invalid \(got "bul"\)/);
   });
 
+  it('forRootAsync takes the extras next to useFactory: controller: false mounts no /hooks route', async () => {
+    await start([sqlite(), ThornModule.forRootAsync({ useFactory: () => ({}) })]);
+    await request((ctx as any).getHttpServer())
+      .get('/hooks')
+      .expect(401);
+    await ctx!.close();
+    await start([sqlite(), ThornModule.forRootAsync({ controller: false, useFactory: () => ({}) })]);
+    await request((ctx as any).getHttpServer())
+      .get('/hooks')
+      .expect(404);
+  });
+
+  it.each(['controller', 'path', 'isGlobal', 'subscriberEntity', 'dataSource'])(
+    'an extra returned by the async factory (%s) fails start-up, naming it and saying to pass it next to useFactory',
+    async (extra) => {
+      const value = {
+        controller: false,
+        path: 'webhooks',
+        isGlobal: false,
+        subscriberEntity: false,
+        dataSource: 'x',
+      }[extra];
+      await expect(
+        start([
+          sqlite(),
+          ThornModule.forRootAsync({ useFactory: () => ({ [extra]: value }) as ThornModuleOptions }),
+        ]),
+      ).rejects.toThrow(
+        new RegExp(`extra "${extra}" was returned by the options factory.*next to useFactory`),
+      );
+    },
+  );
+
+  it('an option passed next to useFactory (where it would be ignored) fails start-up naming it', async () => {
+    await expect(
+      start([
+        ThornModule.forRootAsync({ subscriberEntity: false, useFactory: () => ({}), timeout: 5 } as any),
+      ]),
+    ).rejects.toThrow(
+      /option "timeout" was passed to forRootAsync\(\) next to the factory.*return it from useFactory/,
+    );
+    await expect(
+      start([
+        ThornModule.forRootAsync({ subscriberEntity: false, useFactory: () => ({}), timout: 5 } as any),
+      ]),
+    ).rejects.toThrow(/"timout" is invalid \(got 5\): unknown option/);
+  });
+
+  it('forRoot takes options and extras in one object (dataSource included)', async () => {
+    const events = await start([
+      sqlite(),
+      ThornModule.forRoot({
+        dataSource: 'default',
+        controller: false,
+        recipientValidators: loopback(),
+        subscribers: { 'a.*': `${receiver.url}/together` },
+      }),
+    ]);
+    await events.send('a.b', {});
+    expect(receiver.requests.map((r) => r.path)).toEqual(['/together']);
+  });
+
   it('fails at start-up naming the missing DataSource when TypeORM is not set up', async () => {
     await expect(start([ThornModule.forRoot({})])).rejects.toThrow(/DataSource/);
   });
@@ -153,6 +218,31 @@ class RecordingDispatcher extends Dispatcher {
   }
 }
 
+const closed: string[] = [];
+class ClosingDispatcher extends Dispatcher {
+  constructor(private readonly label: string) {
+    super();
+  }
+  async dispatch(envelope: EventEnvelope): Promise<SendResult> {
+    return { event: envelope.name, deliveries: [] };
+  }
+  async close(): Promise<void> {
+    closed.push(this.label);
+  }
+}
+@Injectable()
+class ModuleDispatcher extends ClosingDispatcher {
+  constructor() {
+    super('module dispatcher');
+  }
+}
+@Injectable()
+class EventDispatcher extends ClosingDispatcher {
+  constructor() {
+    super('event dispatcher');
+  }
+}
+
 describe('dispatchers and sending', () => {
   const base = (o: ThornModuleOptions = {}) =>
     ThornModule.forRoot({ subscriberEntity: false, recipientValidators: loopback(), ...o });
@@ -168,6 +258,22 @@ describe('dispatchers and sending', () => {
     expect(d.seen[0].settings.timeout).toBe(1234);
     expect(result.deliveries.map((x) => x.url)).toEqual([`${receiver.url}/a`]);
     expect(receiver.requests).toHaveLength(0);
+  });
+
+  it("app.close() closes each dispatcher once (the module's and an Event's own), then the transport", async () => {
+    closed.length = 0;
+    const events = await start([base({ dispatcher: ModuleDispatcher })]);
+    await events.event('a.b', { dispatcher: EventDispatcher }).send({});
+    await events.event('a.c', { dispatcher: EventDispatcher }).send({});
+    const transport = ctx!.get<Transport>(THORN_TRANSPORT);
+    const closeTransport = transport.close.bind(transport);
+    transport.close = async () => {
+      closed.push('transport');
+      await closeTransport();
+    };
+    await ctx!.close();
+    ctx = undefined;
+    expect(closed).toEqual(['module dispatcher', 'event dispatcher', 'transport']);
   });
 
   it("the 'disabled' dispatcher sends nothing and does not call callback subscribers", async () => {

@@ -14,10 +14,10 @@ import {
   blockInternalIps,
   ensureProtocol,
   type DeliveryRequest,
-  type DirectDispatcher,
   type SendOptions,
   type ThornModuleOptions,
 } from '../../lib/index.js';
+import { type DirectDispatcher } from '../../lib/dispatchers/direct.dispatcher.js';
 import { testDatabases } from '../fixtures/databases.js';
 import { TestReceiver } from '../fixtures/receiver.js';
 

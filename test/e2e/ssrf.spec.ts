@@ -11,14 +11,11 @@ import { AxiosTransport } from '../../lib/delivery/axios.transport.js';
 import {
   DeliveryService,
   Dispatcher,
-  DirectDispatcher,
   EventService,
   SecurityError,
   ThornModule,
-  UndiciTransport,
   blockInternalIps,
   ensureProtocol,
-  resolveThornOptions,
   type DeliveryRequest,
   type LookupLike,
   type RecipientValidator,
@@ -27,6 +24,9 @@ import {
   type Transport,
   type TransportOptions,
 } from '../../lib/index.js';
+import { DirectDispatcher } from '../../lib/dispatchers/direct.dispatcher.js';
+import { UndiciTransport } from '../../lib/delivery/undici.transport.js';
+import { resolveThornOptions } from '../../lib/thorn-options.js';
 import { TLS_CERT, TLS_KEY } from '../fixtures/tls.js';
 
 /** A loopback server that counts connections and records requests; it closes every connection after answering. */

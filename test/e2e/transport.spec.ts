@@ -13,17 +13,17 @@ import {
   EventService,
   SecurityError,
   ThornModule,
-  UndiciTransport,
   blockInternalIps,
   ensureProtocol,
-  judgeError,
-  resolveThornOptions,
   type LookupLike,
   type Transport,
   type TransportOptions,
   type TransportRequest,
 } from '../../lib/index.js';
-import { THORN_TRANSPORT } from '../../lib/delivery/transport.token.js';
+import { UndiciTransport } from '../../lib/delivery/undici.transport.js';
+import { judgeError } from '../../lib/delivery/retry.js';
+import { resolveThornOptions } from '../../lib/thorn-options.js';
+import { THORN_TRANSPORT } from '../../lib/thorn.constants.js';
 import { TLS_CERT, TLS_KEY } from '../fixtures/tls.js';
 
 interface Seen {

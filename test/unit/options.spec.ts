@@ -1,5 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
-import { deliveryOverrides, resolveDeliverySettings, resolveThornOptions } from '../../lib/thorn-options.js';
+import {
+  DEFAULT_EXTRAS,
+  deliveryOverrides,
+  resolveDeliverySettings,
+  resolveExtras,
+  resolveThornOptions,
+  withoutExtras,
+} from '../../lib/thorn-options.js';
+import { Subscriber } from '../../lib/subscriptions/subscriber.entity.js';
 import { sign } from '../../lib/delivery/signing.js';
 
 describe('ThornModule options', () => {
@@ -61,6 +69,51 @@ describe('ThornModule options', () => {
     [{ enqueueTimeout: '5s' }, /"enqueueTimeout" is invalid/],
   ])('rejects %p naming the option', (bad, message) => {
     expect(() => resolveThornOptions(bad as any)).toThrow(message);
+  });
+
+  it.each(['isGlobal', 'controller', 'path', 'subscriberEntity', 'dataSource'])(
+    'refuses the extra %p among the options (only an async factory can put it there), saying where it goes',
+    (extra) => {
+      expect(() => resolveThornOptions({ [extra]: undefined } as any)).toThrow(
+        new RegExp(
+          `extra "${extra}" was returned by the options factory.*forRootAsync\\(\\) next to useFactory`,
+        ),
+      );
+    },
+  );
+
+  it('accepts options given alongside the extras when they are among the options (forRoot), refuses them otherwise', () => {
+    expect(resolveThornOptions({ timeout: 5 }, { timeout: 5 }).timeout).toBe(5);
+    expect(() => resolveThornOptions({}, { timeout: 5 })).toThrow(
+      /option "timeout" was passed to forRootAsync\(\) next to the factory/,
+    );
+    expect(() => resolveThornOptions({}, { timout: 5 })).toThrow(
+      /"timout" is invalid \(got 5\): unknown option/,
+    );
+  });
+
+  it('has a default for every extra, dataSource included, and validates them', () => {
+    expect(DEFAULT_EXTRAS).toEqual({
+      isGlobal: true,
+      controller: true,
+      path: 'hooks',
+      subscriberEntity: Subscriber,
+      dataSource: undefined,
+    });
+    expect(Object.keys(DEFAULT_EXTRAS)).toContain('dataSource');
+    expect(resolveExtras({ path: 'webhooks', subscriberEntity: false })).toEqual({
+      ...DEFAULT_EXTRAS,
+      path: 'webhooks',
+      subscriberEntity: false,
+    });
+    expect(() => resolveExtras({ controller: 'yes' as any })).toThrow(
+      /"controller" is invalid.*true or false/,
+    );
+    expect(() => resolveExtras({ isGlobal: null as any })).toThrow(/"isGlobal" is invalid/);
+    expect(() => resolveExtras({ path: 1 as any })).toThrow(/"path" is invalid/);
+    expect(() => resolveExtras({ subscriberEntity: true as any })).toThrow(/"subscriberEntity" is invalid/);
+    expect(() => resolveExtras({ dataSource: 1 as any })).toThrow(/"dataSource" is invalid/);
+    expect(withoutExtras({ ...DEFAULT_EXTRAS, timeout: 1 })).toEqual({ timeout: 1 });
   });
 
   it('resolves delivery settings send() → Event → module', () => {

@@ -1,5 +1,6 @@
-import { Controller, type Type } from '@nestjs/common';
-import type { ResolvedThornExtras } from '../thorn.module-definition.js';
+import { Controller, type Provider, type Type } from '@nestjs/common';
+import type { ResolvedThornExtras } from '../thorn-options.js';
+import { HooksBodyErrorHandler } from './body-errors.js';
 import { HooksController } from './hooks.controller.js';
 
 /**
@@ -9,6 +10,11 @@ import { HooksController } from './hooks.controller.js';
 export function hooksControllers(extras: ResolvedThornExtras): Type<unknown>[] {
   if (!extras.controller || extras.subscriberEntity === false) return [];
   return [createHooksController(extras.path)];
+}
+
+/** The providers the mounted controllers need besides the module's own: the body-error handler for their path. */
+export function hooksProviders(extras: ResolvedThornExtras): Provider[] {
+  return hooksControllers(extras).length ? [HooksBodyErrorHandler] : [];
 }
 
 /** A `HooksController` mounted at `path`: a fresh subclass each time, so the shared class is never changed. */

@@ -2,13 +2,24 @@ import 'reflect-metadata';
 import { describe, expect, it } from '@jest/globals';
 import { PATH_METADATA } from '@nestjs/common/constants.js';
 import { HooksController } from '../../lib/api/hooks.controller.js';
-import { createHooksController, hooksControllers } from '../../lib/api/hooks.controllers.js';
+import { HooksBodyErrorHandler } from '../../lib/api/body-errors.js';
+import {
+  createHooksController,
+  hooksControllers,
+  hooksProviders,
+} from '../../lib/api/hooks-controller.factory.js';
 import { collectionUrl } from '../../lib/api/subscription.mapper.js';
 import { Subscriber } from '../../lib/subscriptions/subscriber.entity.js';
 
-const extras = { isGlobal: true, controller: true, path: 'hooks', subscriberEntity: Subscriber };
+const extras = {
+  isGlobal: true,
+  controller: true,
+  path: 'hooks',
+  subscriberEntity: Subscriber,
+  dataSource: undefined,
+};
 
-describe('hooksControllers', () => {
+describe('the hooks controller factory', () => {
   it('derives one controller class per path and never changes the shared class', () => {
     const a = createHooksController('hooks');
     const b = createHooksController('api/webhooks');
@@ -24,6 +35,12 @@ describe('hooksControllers', () => {
     expect(Reflect.getMetadata(PATH_METADATA, hooksControllers({ ...extras, path: 'x' })[0])).toBe('x');
     expect(hooksControllers({ ...extras, controller: false })).toEqual([]);
     expect(hooksControllers({ ...extras, subscriberEntity: false })).toEqual([]);
+  });
+
+  it('adds the body-error handler exactly when a controller is mounted', () => {
+    expect(hooksProviders(extras)).toEqual([HooksBodyErrorHandler]);
+    expect(hooksProviders({ ...extras, controller: false })).toEqual([]);
+    expect(hooksProviders({ ...extras, subscriberEntity: false })).toEqual([]);
   });
 });
 

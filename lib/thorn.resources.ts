@@ -1,0 +1,54 @@
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import type { DeliveryService } from './delivery/delivery.service.js';
+import { createTransport } from './delivery/transport.factory.js';
+import type { Transport } from './delivery/transport.js';
+import { createDispatcher } from './dispatchers/dispatcher.factory.js';
+import type { Dispatcher } from './dispatchers/dispatcher.js';
+import { InjectThornOptions } from './thorn.decorators.js';
+import type { DispatcherOption, ResolvedThornOptions } from './thorn-options.js';
+
+/**
+ * Owns what the module opens: the HTTP transport and every dispatcher (the module's own and those `Event`s choose with
+ * their `dispatcher` option). Each is created once, on first use, and all are closed at shutdown: dispatchers first
+ * (a bull worker finishes its jobs over the transport), then the transport.
+ */
+@Injectable()
+export class ThornResources implements OnApplicationShutdown {
+  private transport?: Promise<Transport>;
+  private readonly dispatchers = new Map<DispatcherOption, Promise<Dispatcher>>();
+
+  constructor(
+    @InjectThornOptions() private readonly options: ResolvedThornOptions,
+    @Inject(ModuleRef) private readonly moduleRef: ModuleRef,
+  ) {}
+
+  /** The HTTP transport every delivery uses. */
+  getTransport(): Promise<Transport> {
+    this.transport ??= createTransport(this.options.transport, {
+      lookup: this.options.lookup,
+      maxResponseBody: this.options.maxResponseBody,
+    });
+    return this.transport;
+  }
+
+  /** The dispatcher named by `option`; custom classes are created with Nest DI. */
+  getDispatcher(option: DispatcherOption, delivery: DeliveryService): Promise<Dispatcher> {
+    let d = this.dispatchers.get(option);
+    if (!d) {
+      d = createDispatcher(option, this.options, delivery, this.moduleRef);
+      this.dispatchers.set(option, d);
+    }
+    return d;
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    for (const d of this.dispatchers.values()) {
+      // one that failed to be created has nothing to close (its error reached whoever asked for it)
+      const dispatcher = await d.catch(() => undefined);
+      await dispatcher?.close?.();
+    }
+    const transport = await this.transport?.catch(() => undefined);
+    await transport?.close();
+  }
+}
