@@ -1,5 +1,6 @@
-// Scenario 4: the bull pipeline end to end. A producer (this process, `worker: false`) enqueues events; 1 or 2 worker
-// processes (bench/bull-worker.mjs: the built package, `worker: true`, no database) resolve K = 10 static signed
+// Scenario 4: the queue pipelines end to end, bull and bullmq in the same run. A producer (this process, `worker: false`)
+// enqueues events; 1 or 2 worker processes (bench/bull-worker.mjs: the built package, `worker: true`, no database,
+// dispatcher 'bull' or 'bullmq') resolve K = 10 static signed
 // subscribers each and deliver to a loopback receiver process. Baseline: the direct dispatcher delivering the same
 // events to the same receiver from this one process, measured in the same run, runs interleaved.
 //
@@ -187,6 +188,8 @@ export async function bullPipeline(
     load = { batches: 150, b: 5, interval: 10 },
     // extra node flags for the workers, e.g. ['--cpu-prof'] to profile them
     workerNodeArgs = [],
+    // the queue dispatchers measured side by side (bull first: its client reads Redis' CPU counter)
+    dispatchers = ['bull', 'bullmq'],
   } = {},
 ) {
   const receiver = await startBatchReceiver();
@@ -213,37 +216,57 @@ export async function bullPipeline(
       pids: [],
       send: { buffered: false, window: Math.max(1, Math.ceil((2 * concurrency) / k)) },
     });
-    for (const n of [1, 2]) {
-      const prefix = `${tag}-${n}w`;
-      const producer = await bootApp({ dispatcher: 'bull', bull: { url: redisUrl, prefix }, worker: false });
-      apps.push(producer.app);
-      const queue = producer.events.dispatcher.queue;
-      await queue.obliterate({ force: true });
-      const ws = Array.from({ length: n }, () =>
-        startWorker(
-          { redisUrl, prefix, receiverUrl: receiver.url, k, concurrency, chunkSize, maxRunMs: 300_000 },
-          workerNodeArgs,
-        ),
-      );
-      workers.push(...ws);
-      await Promise.all(ws.map((w) => w.ready));
-      setups.push({
-        name: `${n} worker process${n > 1 ? 'es' : ''}`,
-        workers: n,
-        events: producer.events,
-        queue,
-        pids: ws.map((w) => w.child.pid),
-        send,
-      });
+    for (const dispatcher of dispatchers) {
+      for (const n of [1, 2]) {
+        const prefix = `${tag}-${dispatcher}-${n}w`;
+        const producer = await bootApp({
+          dispatcher,
+          [dispatcher]: { url: redisUrl, prefix },
+          worker: false,
+        });
+        apps.push(producer.app);
+        const queue = producer.events.dispatcher.queue;
+        await queue.obliterate({ force: true });
+        const ws = Array.from({ length: n }, () =>
+          startWorker(
+            {
+              dispatcher,
+              redisUrl,
+              prefix,
+              receiverUrl: receiver.url,
+              k,
+              concurrency,
+              chunkSize,
+              maxRunMs: 300_000,
+            },
+            workerNodeArgs,
+          ),
+        );
+        workers.push(...ws);
+        await Promise.all(ws.map((w) => w.ready));
+        setups.push({
+          name: `${n} worker process${n > 1 ? 'es' : ''}`,
+          dispatcher,
+          workers: n,
+          events: producer.events,
+          queue,
+          // drops finished jobs: Bull's clean(grace, status), BullMQ's clean(grace, limit, type)
+          clean: () => (dispatcher === 'bull' ? queue.clean(0, 'completed') : queue.clean(0, 0, 'completed')),
+          pids: ws.map((w) => w.child.pid),
+          send,
+        });
+      }
     }
     // Redis' own CPU counter (INFO cpu), for the CPU budget per delivery
-    const info = setups[1].queue.client;
+    const info =
+      setups.find((x) => x.dispatcher === 'bull')?.queue.client ??
+      (await setups[1].queue.getBackend().client);
     const redisCpu = async () => {
       const text = await info.info('cpu');
       const v = (key) => Number(new RegExp(`${key}:([\\d.]+)`).exec(text)?.[1] ?? NaN);
       return (v('used_cpu_sys') + v('used_cpu_user')) * 1000;
     };
-    // warm-up: JIT, connections, Bull's clients
+    // warm-up: JIT, connections, the queue clients
     for (const s of setups) await throughput(s, receiver, 500, k, body, redisCpu);
 
     const results = new Map(setups.map((s) => [s, []]));
@@ -253,7 +276,7 @@ export async function bullPipeline(
         const s = setups[(i + r) % setups.length];
         results.get(s).push(await throughput(s, receiver, events, k, body, redisCpu));
         // drop finished jobs (outside the timing) so Redis does not grow
-        if (s.queue) await s.queue.clean(0, 'completed');
+        if (s.clean) await s.clean();
       }
     }
     const lat = new Map();
@@ -280,8 +303,13 @@ export async function bullPipeline(
         ),
       );
       const ceiling = `all processes ${round(total, 1)} µs CPU/delivery → ${os.cpus().length} cores cap ≈ ${round((os.cpus().length * 1e6) / total, -2)}/s`;
+      const rateOf = (setup) => median(results.get(setup).map((x) => x.perSecond));
+      const oneWorker = setups.find((x) => x.dispatcher === s.dispatcher && x.workers === 1);
+      // bullmq next to bull with as many workers, same run
+      const bull =
+        s.dispatcher === 'bullmq' && setups.find((x) => x.dispatcher === 'bull' && x.workers === w);
       rows.push({
-        scenario: 'bull pipeline',
+        scenario: `${s.dispatcher ?? 'bull'} pipeline`,
         case: `K=${k}, ${s.name}`,
         value: round(rate, 0),
         unit: 'deliveries/s',
@@ -290,16 +318,18 @@ export async function bullPipeline(
         baseline: round(baseRate, 0),
         baselineName: 'direct dispatcher delivering the same events from one process, same run',
         ratio: round(rate / baseRate, 2),
-        ...(w === 1 ? { target: '≥ 10,000 deliveries/s', met: rate >= 10_000 } : {}),
-        ...(w === 2
+        ...(w === 1 && !bull ? { target: '≥ 10,000 deliveries/s', met: rate >= 10_000 } : {}),
+        ...(w === 1 && bull
           ? {
-              target: 'faster than 1 worker',
-              met: rate > median(results.get(setups[1]).map((x) => x.perSecond)),
+              target: "≥ 10,000 deliveries/s and ≥ bull's",
+              met: rate >= 10_000 && rate >= rateOf(bull),
             }
           : {}),
+        ...(w === 2 ? { target: 'faster than 1 worker', met: rate > rateOf(oneWorker) } : {}),
+        ...(bull ? { bull: round(rateOf(bull), 0), ratioToBull: round(rate / rateOf(bull), 2) } : {}),
         runs: rs.map((x) => round(x.perSecond, 0)),
         options: w ? { concurrency, chunkSize, producer: s.send } : { concurrency },
-        note: `${w ? `concurrency ${concurrency}, chunkSize ${chunkSize}; ` : ''}p50/p99: a batch of ${load.b} events (${
+        note: `${bull ? `${round(rate / rateOf(bull), 2)} × bull with ${w} worker${w > 1 ? 's' : ''} (${round(rateOf(bull), 0)}/s); ` : ''}${w ? `concurrency ${concurrency}, chunkSize ${chunkSize}; ` : ''}p50/p99: a batch of ${load.b} events (${
           load.b * k
         } deliveries) every ${load.interval} ms (${offered}/s offered), first send() → its last receipt; throughput: ${events} events × K=${k} per run; ${cpu}; ${ceiling}`,
       });

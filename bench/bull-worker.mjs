@@ -1,6 +1,7 @@
-// One bull worker process for the pipeline scenario: the built package (by name), `worker: true`, K static signed
-// subscribers, no database. Config in THORN_BENCH_WORKER (JSON): { redisUrl, prefix, receiverUrl, k, concurrency,
-// chunkSize, maxRunMs }. Prints "ready"; SIGTERM closes it gracefully; it stops itself after maxRunMs.
+// One bull or bullmq worker process for the pipeline scenario: the built package (by name), `worker: true`, K static
+// signed subscribers, no database. Config in THORN_BENCH_WORKER (JSON): { dispatcher ('bull' default, 'bullmq'),
+// redisUrl, prefix, receiverUrl, k, concurrency, chunkSize, maxRunMs }. Prints "ready"; SIGTERM closes it
+// gracefully; it stops itself after maxRunMs.
 import 'reflect-metadata';
 import { thornContext } from './lib.mjs';
 
@@ -10,8 +11,8 @@ const subscribers = Array.from({ length: cfg.k }, (_, i) => ({
   hmacSecret: `secret-${i}`,
 }));
 const app = await thornContext({
-  dispatcher: 'bull',
-  bull: { url: cfg.redisUrl, prefix: cfg.prefix },
+  dispatcher: cfg.dispatcher ?? 'bull',
+  [cfg.dispatcher ?? 'bull']: { url: cfg.redisUrl, prefix: cfg.prefix },
   worker: true,
   concurrency: cfg.concurrency,
   chunkSize: cfg.chunkSize,

@@ -1,6 +1,6 @@
 // `npm run bench`: every scenario next to a baseline measured in the same run. Writes bench/results/latest.json.
 // Starts its own PostgreSQL/Redis (throwaway) and a loopback receiver; bounded in count and time.
-// `node bench/run.mjs <scenario...>` runs some of: direct, save, lookup, bull, memory.
+// `node bench/run.mjs <scenario...>` runs some of: direct, save, lookup, bull (the bull and bullmq pipelines), memory.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { startReceiver } from './lib.mjs';

@@ -1,5 +1,5 @@
 // The public API of nestjs-thorn (named exports only; README "Public API" names each runtime export, and
-// test/unit/public-api.spec.ts pins the list). The bull dispatcher is loaded lazily and never exported here.
+// test/unit/public-api.spec.ts pins the list). The bull and bullmq dispatchers are loaded lazily and never exported here.
 
 // the module and its options
 export { ThornModule } from './thorn.module.js';
@@ -98,4 +98,6 @@ export {
 } from './delivery/transport.js';
 export type { AxiosInstanceLike, TransportOption } from './delivery/axios.transport.js';
 export { Dispatcher } from './dispatchers/dispatcher.js';
-export type { ThornQueueStats, ThornBullOptions } from './dispatchers/bull/bull.types.js';
+export type { ThornQueueStats } from './dispatchers/queue/queue.types.js';
+export type { ThornBullOptions } from './dispatchers/bull/bull.types.js';
+export type { ThornBullMQOptions } from './dispatchers/bullmq/bullmq.types.js';

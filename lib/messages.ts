@@ -12,7 +12,7 @@ export const messages = {
   badUserId: (got: unknown) =>
     `ThornModule option "getUser" returned ${typeof got === 'number' ? String(got) : `a value of type ${got === null ? 'null' : typeof got}`}, not a user id: return a string or a finite number (e.g. req.user?.id), or null/undefined when there is no user`,
   unknownDispatcher: (got: unknown) =>
-    `ThornModule option "dispatcher" is invalid (got ${describe(got)}): use 'direct', 'bull', 'disabled' or a class implementing Dispatcher`,
+    `ThornModule option "dispatcher" is invalid (got ${describe(got)}): use 'direct', 'bull', 'bullmq', 'disabled' or a class implementing Dispatcher`,
   notInitialised: (event: string) =>
     `Cannot send "${event}": no ThornModule is running. Import ThornModule.forRoot() and send after the app has initialised (app.init() / listen())`,
   noDataSource: (name: string) =>
@@ -30,18 +30,22 @@ export const messages = {
     `No codec for content type "${contentType}": add it to the "codecs" option`,
   bullNoConnection: (why: string) =>
     `dispatcher: 'bull' needs a Redis connection (${why}): set the "bull" option to a Redis URL or Bull queue options, or import BullModule.forRoot(...) from @nestjs/bull`,
-  bullCallbacks: (event: string) =>
-    `Cannot send "${event}" with onSuccess/onError/onTimeout through the bull dispatcher: functions can't cross the queue. Drop the callbacks, or send this event with dispatcher: 'direct' (Event option)`,
-  bullValidators: (event: string) =>
-    `Cannot send "${event}" with its own recipientValidators through the bull dispatcher: workers check every URL with the module's recipientValidators. Set them on ThornModule, or send this event with dispatcher: 'direct'`,
-  bullEnqueueTimeout: (events: string, ms: number, state: string) =>
+  queueCallbacks: (dispatcher: string, event: string) =>
+    `Cannot send "${event}" with onSuccess/onError/onTimeout through the ${dispatcher} dispatcher: functions can't cross the queue. Drop the callbacks, or send this event with dispatcher: 'direct' (Event option)`,
+  queueValidators: (dispatcher: string, event: string) =>
+    `Cannot send "${event}" with its own recipientValidators through the ${dispatcher} dispatcher: workers check every URL with the module's recipientValidators. Set them on ThornModule, or send this event with dispatcher: 'direct'`,
+  enqueueTimeout: (events: string, ms: number, state: string) =>
     `Cannot queue ${events}: Redis did not accept the job within ${ms} ms (enqueueTimeout): ${state}. Check that Redis is reachable, or raise enqueueTimeout`,
-  bullClosed: (events: string) =>
-    `Cannot queue ${events}: the bull dispatcher is shut down (the app is closing)`,
-  bullDropped: (count: number, names: string) =>
+  queueClosed: (dispatcher: string, events: string) =>
+    `Cannot queue ${events}: the ${dispatcher} dispatcher is shut down (the app is closing)`,
+  queueDropped: (count: number, names: string) =>
     `${count} event(s) dropped at shutdown, never accepted by Redis: ${names}`,
   bullMissing: (cause: string) =>
     `dispatcher: 'bull' needs the optional package "bull" (and "@nestjs/bull" to reuse BullModule.forRoot): npm install bull @nestjs/bull (${cause})`,
+  bullmqNoConnection: (why: string) =>
+    `dispatcher: 'bullmq' needs a Redis connection (${why}): set the "bullmq" option to a Redis URL or BullMQ queue options, or import BullModule.forRoot(...) from @nestjs/bullmq`,
+  bullmqMissing: (cause: string) =>
+    `dispatcher: 'bullmq' needs the optional packages "bullmq" and "ioredis" (and "@nestjs/bullmq" to reuse BullModule.forRoot): npm install bullmq ioredis @nestjs/bullmq (${cause})`,
 };
 
 function describe(v: unknown): string {

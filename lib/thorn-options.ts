@@ -11,6 +11,7 @@ import {
 } from './delivery/validators.js';
 import type { Dispatcher } from './dispatchers/dispatcher.js';
 import type { ThornBullOptions } from './dispatchers/bull/bull.types.js';
+import type { ThornBullMQOptions } from './dispatchers/bullmq/bullmq.types.js';
 import { messages } from './messages.js';
 import type { SubscribersOption } from './subscriptions/recipient.js';
 import { Subscriber } from './subscriptions/subscriber.entity.js';
@@ -19,7 +20,7 @@ import { THORN_VERSION } from './thorn.constants.js';
 /** How retries are spaced: the same `retryDelay` each time, or `retryDelay · 2^n` with ±20 % jitter. */
 export type RetryBackoff = 'fixed' | 'exponential';
 /** Built-in dispatcher names, or a class implementing `Dispatcher`. */
-export type DispatcherOption = 'direct' | 'bull' | 'disabled' | Type<Dispatcher>;
+export type DispatcherOption = 'direct' | 'bull' | 'bullmq' | 'disabled' | Type<Dispatcher>;
 
 /** Timeout and retry settings; resolved `send()` option → `Event` option → module option. */
 export interface DeliverySettings {
@@ -84,13 +85,18 @@ const isPlainObject = (v: unknown): boolean => typeof v === 'object' && v !== nu
  * adding an option is one entry here.
  */
 const OPTIONS = {
-  /** `'direct'` (default), `'bull'`, `'disabled'`, or a class implementing `Dispatcher`. */
+  /** `'direct'` (default), `'bull'`, `'bullmq'`, `'disabled'`, or a class implementing `Dispatcher`. */
   dispatcher: spec<DispatcherOption>({
     default: () => 'direct',
     check: (v) =>
-      v == null || typeof v === 'function' || v === 'direct' || v === 'bull' || v === 'disabled'
+      v == null ||
+      typeof v === 'function' ||
+      v === 'direct' ||
+      v === 'bull' ||
+      v === 'bullmq' ||
+      v === 'disabled'
         ? undefined
-        : "use 'direct', 'bull', 'disabled' or a class implementing Dispatcher",
+        : "use 'direct', 'bull', 'bullmq', 'disabled' or a class implementing Dispatcher",
   }),
   /** Per-request timeout in ms (connect + response; default 3000). */
   timeout: integer(3000, 1),
@@ -108,7 +114,7 @@ const OPTIONS = {
   }),
   /** Upper bound of one retry delay (exponential backoff, Retry-After), in ms (default 1 h). */
   retryDelayMax: integer(3_600_000, 0),
-  /** Requests per queue job with the bull dispatcher (default 10). */
+  /** Requests per queue job with the bull and bullmq dispatchers (default 10). */
   chunkSize: integer(10, 1),
   /** Content type → codec, merged over the JSON and form codecs. */
   codecs: spec<Record<string, Codec>>({
@@ -194,10 +200,21 @@ const OPTIONS = {
         ? undefined
         : 'use a Redis URL or Bull queue options',
   }),
-  /** With dispatcher 'bull': also process queued jobs in this app (default true); false = producer only. */
+  /**
+   * BullMQ connection: a Redis URL or BullMQ queue options plus `workerOptions` (dispatcher 'bullmq'); default: the
+   * app's `BullModule.forRoot()` of @nestjs/bullmq.
+   */
+  bullmq: spec<string | ThornBullMQOptions, string | ThornBullMQOptions | undefined>({
+    default: () => undefined,
+    check: (v) =>
+      v === undefined || typeof v === 'string' || (typeof v === 'object' && v !== null && !Array.isArray(v))
+        ? undefined
+        : 'use a Redis URL or BullMQ queue options',
+  }),
+  /** With dispatcher 'bull' or 'bullmq': also process queued jobs in this app (default true); false = producer only. */
   worker: boolean(true),
   /**
-   * With dispatcher 'bull': how long `send()` waits for Redis to accept an event, in ms (default 5000); after that it
+   * With dispatcher 'bull' or 'bullmq': how long `send()` waits for Redis to accept an event, in ms (default 5000); after that it
    * rejects (Redis unreachable), so `send()` and `save()` never hang. Also bounds the queue's disconnect at shutdown.
    */
   enqueueTimeout: integer(5000, 1),

@@ -12,7 +12,7 @@ export const THORN_DATA_SOURCE = Symbol('thorn:data-source');
 /** Injection token of the HTTP `Transport` used for deliveries. */
 export const THORN_TRANSPORT = Symbol('thorn:transport');
 
-/** Name of the Bull queue used by the bull dispatcher. */
+/** Name of the queue the bull and bullmq dispatchers use. */
 export const THORN_QUEUE = 'thorn';
 /** Metadata key of `@WebhookModel`. */
 export const WEBHOOK_MODEL_METADATA = 'thorn:webhook-model';

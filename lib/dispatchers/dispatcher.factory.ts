@@ -15,23 +15,35 @@ export async function createDispatcher(
 ): Promise<Dispatcher> {
   if (option === 'direct') return new DirectDispatcher(delivery, options.concurrency);
   if (option === 'disabled') return new DisabledDispatcher();
+  // queue dispatchers are loaded only here, so apps on other dispatchers never need their optional packages
   if (option === 'bull') {
-    // loaded only here, so apps on other dispatchers never need the optional `bull` package
     let bull: typeof import('./bull/bull.dispatcher.js');
     try {
       bull = await import('./bull/bull.dispatcher.js');
     } catch (err) {
-      if (isMissingBull(err)) throw new Error(messages.bullMissing((err as Error).message), { cause: err });
+      if (isMissingPackage(err))
+        throw new Error(messages.bullMissing((err as Error).message), { cause: err });
       throw err;
     }
     return bull.BullDispatcher.create(options, delivery, moduleRef);
+  }
+  if (option === 'bullmq') {
+    let bullmq: typeof import('./bullmq/bullmq.dispatcher.js');
+    try {
+      bullmq = await import('./bullmq/bullmq.dispatcher.js');
+    } catch (err) {
+      if (isMissingPackage(err))
+        throw new Error(messages.bullmqMissing((err as Error).message), { cause: err });
+      throw err;
+    }
+    return bullmq.BullMQDispatcher.create(options, delivery, moduleRef);
   }
   if (typeof option === 'function') return moduleRef.create(option);
   throw new Error(messages.unknownDispatcher(option));
 }
 
-/** The import failed because a package is missing: `bull` itself or one of its dependencies (our files ship in dist). */
-function isMissingBull(err: unknown): boolean {
+/** The import failed because a package is missing: the queue library or one of its dependencies (our files ship in dist). */
+function isMissingPackage(err: unknown): boolean {
   const code = (err as { code?: string } | undefined)?.code;
   return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
 }

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { DeliveryService } from '../delivery/delivery.service.js';
 import { Dispatcher } from '../dispatchers/dispatcher.js';
-import type { ThornQueueStats } from '../dispatchers/bull/bull.types.js';
+import type { ThornQueueStats } from '../dispatchers/queue/queue.types.js';
 import type { Recipient, SubscriberSpec, SubscribersOption } from '../subscriptions/recipient.js';
 import { hasUnsignedStatic } from '../subscriptions/static-subscribers.js';
 import { InjectThornOptions } from '../thorn.decorators.js';
@@ -86,7 +86,7 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * Job counts of the dispatcher's queue (waiting / active / delayed / failed / completed) with the bull dispatcher;
+   * Job counts of the dispatcher's queue (waiting / active / delayed / failed / completed) with the bull and bullmq dispatchers;
    * null for dispatchers without a queue.
    */
   async queueStats(): Promise<ThornQueueStats | null> {

@@ -48,7 +48,7 @@ describe('ThornModule options', () => {
   it.each([
     [
       { dispatcher: 'bul' },
-      /"dispatcher" is invalid \(got "bul"\): use 'direct', 'bull', 'disabled' or a class/,
+      /"dispatcher" is invalid \(got "bul"\): use 'direct', 'bull', 'bullmq', 'disabled' or a class/,
     ],
     [{ timeout: -1 }, /"timeout" is invalid \(got -1\)/],
     [{ timeout: 'x' }, /"timeout" is invalid/],
@@ -67,6 +67,8 @@ describe('ThornModule options', () => {
     [{ timout: 5 }, /"timout" is invalid.*unknown option/],
     [{ enqueueTimeout: 0 }, /"enqueueTimeout" is invalid.*>= 1/],
     [{ enqueueTimeout: '5s' }, /"enqueueTimeout" is invalid/],
+    [{ bullmq: 6379 }, /"bullmq" is invalid \(got 6379\): use a Redis URL or BullMQ queue options/],
+    [{ bullmq: ['redis://x'] }, /"bullmq" is invalid/],
   ])('rejects %p naming the option', (bad, message) => {
     expect(() => resolveThornOptions(bad as any)).toThrow(message);
   });

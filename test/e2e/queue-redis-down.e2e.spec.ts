@@ -1,4 +1,4 @@
-// The bull dispatcher when Redis is unreachable: a closed port, a server that accepts connections and never answers,
+// The queue dispatchers (bull, bullmq: the same tests on each) when Redis is unreachable: a closed port, a server that accepts connections and never answers,
 // and a real redis-server killed mid-run. send() and save() settle within enqueueTimeout, failures name the event,
 // shutdown is bounded and logs what it drops; no credentials in any error or log line.
 import 'reflect-metadata';
@@ -8,7 +8,6 @@ import { Test } from '@nestjs/testing';
 import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -24,7 +23,7 @@ import {
   ThornModule,
   type ThornModuleOptions,
 } from '../../lib/index.js';
-import type { BullDispatcher } from '../../lib/dispatchers/bull/bull.dispatcher.js';
+import { queueFlavours, type QueueFlavour, type TestQueue } from '../fixtures/queues.js';
 import { TestReceiver } from '../fixtures/receiver.js';
 
 const redisUrl = process.env.THORN_TEST_REDIS_URL;
@@ -158,14 +157,14 @@ async function stopRedis(r: { child: ChildProcess; dir: string }): Promise<void>
   rmSync(r.dir, { recursive: true, force: true });
 }
 
-describeRedis(
-  'bull dispatcher with Redis unreachable (closed port, silent server, killed redis-server)',
-  () => {
+describeRedis.each(queueFlavours)(
+  '%s dispatcher with Redis unreachable (closed port, silent server, killed redis-server)',
+  (_name, flavour: QueueFlavour) => {
     let receiver: TestReceiver;
     const apps: INestApplication[] = [];
     const password = `pw-${randomUUID()}`;
 
-    async function boot(bull: string, options: ThornModuleOptions = {}) {
+    async function boot(redis: string, options: ThornModuleOptions = {}) {
       const log = new CapturedLog();
       const moduleRef = await Test.createTestingModule({
         imports: [
@@ -176,8 +175,7 @@ describeRedis(
             synchronize: true,
           }),
           ThornModule.forRoot({
-            dispatcher: 'bull',
-            bull: { url: bull, prefix: `thorn-down-${randomUUID().slice(0, 8)}` },
+            ...flavour.connect(redis, `thorn-down-${randomUUID().slice(0, 8)}`),
             recipientValidators: [
               blockInternalIps({ allow: ['127.0.0.0/8'] }),
               ensureProtocol('http', 'https'),
@@ -197,7 +195,7 @@ describeRedis(
         app,
         log,
         events: app.get(EventService),
-        dispatcher: app.get(Dispatcher) as BullDispatcher,
+        dispatcher: app.get(Dispatcher) as Dispatcher & { queue: TestQueue; pendingEvents: number },
         widgets,
       };
     }
@@ -283,9 +281,15 @@ describeRedis(
       await close(app, 10_000);
       const errors = (await within(Promise.all(sends), 1000, 'the pending send() calls')) as Error[];
       expect(errors.map((e) => e.message)).toEqual([
-        expect.stringMatching(/Cannot queue "audit\.one": the bull dispatcher is shut down/),
-        expect.stringMatching(/Cannot queue "audit\.two": the bull dispatcher is shut down/),
-        expect.stringMatching(/Cannot queue "audit\.two": the bull dispatcher is shut down/),
+        expect.stringMatching(
+          new RegExp(`Cannot queue "audit\\.one": the ${flavour.dispatcher} dispatcher is shut down`),
+        ),
+        expect.stringMatching(
+          new RegExp(`Cannot queue "audit\\.two": the ${flavour.dispatcher} dispatcher is shut down`),
+        ),
+        expect.stringMatching(
+          new RegExp(`Cannot queue "audit\\.two": the ${flavour.dispatcher} dispatcher is shut down`),
+        ),
       ]);
       expect(log.lines.filter((l) => /dropped at shutdown/.test(l))).toEqual([
         expect.stringMatching(
@@ -316,7 +320,7 @@ describeRedis(
         await events.send('tick.one', { n: 1 });
         await receiver.waitFor(1);
         // the client sees the connection go before the next send(), so Redis never got that add
-        const lost = once(dispatcher.queue.client, 'close');
+        const lost = flavour.connectionClosed(dispatcher.queue);
         await stopRedis(redis);
         await within(lost, 10_000, 'the Redis connection to close');
         const err = await within(
@@ -326,7 +330,7 @@ describeRedis(
         );
         expect((err as Error).message).toMatch(/Cannot queue "tick\.two".*within 1000 ms.*not queued/);
         redis = await startRedisOn(port);
-        // Bull reconnects on its own schedule (backoff up to seconds): retry until Redis takes the job, bounded
+        // the library reconnects on its own schedule (backoff up to seconds): retry until Redis takes the job, bounded
         const deadline = Date.now() + 30_000;
         while ((await outcome(events.send('tick.three', { n: 3 }))) !== 'resolved') {
           if (Date.now() > deadline)

@@ -1,9 +1,9 @@
-// What crosses the bull queue: stable delivery ids, origin order, exact body bytes (no Redis needed).
+// What crosses the bull and bullmq queues: stable delivery ids, origin order, exact body bytes (no Redis needed).
 import { describe, expect, it } from '@jest/globals';
 import { createHmac } from 'node:crypto';
 import { DeliveryService } from '../../lib/delivery/delivery.service.js';
 import type { Transport } from '../../lib/delivery/transport.js';
-import { byOrigin, chunked, fromWire, toWire, useStableIds } from '../../lib/dispatchers/bull/bull.jobs.js';
+import { byOrigin, chunked, fromWire, toWire, useStableIds } from '../../lib/dispatchers/queue/queue.jobs.js';
 import type { EventEnvelope } from '../../lib/events/envelope.js';
 import type { Recipient } from '../../lib/subscriptions/recipient.js';
 import { resolveThornOptions } from '../../lib/thorn-options.js';
@@ -31,7 +31,7 @@ function envelope(): EventEnvelope {
   };
 }
 
-describe('bull job helpers', () => {
+describe('queue job helpers (bull and bullmq)', () => {
   it('carries a recipient that could not be prepared across the queue as a failure, never as a sendable request', async () => {
     const delivery = new DeliveryService(resolveThornOptions(), null, noTransport);
     const recipients = [

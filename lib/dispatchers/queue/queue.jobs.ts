@@ -1,4 +1,5 @@
-// What crosses the Bull queue, and the pure helpers around it (no `bull` import: unit-testable without Redis).
+// What crosses the queue of the bull and bullmq dispatchers, and the pure helpers around it (no queue library import:
+// unit-testable without Redis).
 import { createHash, createHmac } from 'node:crypto';
 import type { DeliveryRequest } from '../../events/envelope.js';
 import type { Recipient } from '../../subscriptions/recipient.js';
@@ -18,6 +19,7 @@ export const JOB = {
   /** One failed request, delayed per the retry policy. */
   retry: 'retry',
 } as const;
+export type JobName = (typeof JOB)[keyof typeof JOB];
 
 /**
  * One sent event as it crosses the queue: JSON only, no functions, and only what a worker cannot know itself. Never
@@ -44,6 +46,17 @@ export interface QueuedEvent {
    * time: signed requests, never the subscribers' secrets.
    */
   requests?: RequestsJobData;
+}
+
+/** What a job reports when it completes (kept as the job's return value). */
+export interface ThornJobResult {
+  /** Requests prepared (event jobs) or attempted (chunk / retry jobs). */
+  requests: number;
+  /** Chunk jobs an event job fanned out into (0: it delivered its requests itself). */
+  chunks: number;
+  ok: number;
+  retrying: number;
+  failed: number;
 }
 
 /** Data of an `event` job. */
@@ -78,7 +91,7 @@ export interface WireRequest {
   failure?: string;
 }
 
-/** A request of the bull dispatcher: it remembers its event's overrides, so its retry job can carry them again. */
+/** A request of a queue dispatcher: it remembers its event's overrides, so its retry job can carry them again. */
 export interface QueuedRequest extends DeliveryRequest {
   overrides?: DeliveryOverrides;
 }
@@ -87,6 +100,19 @@ export interface QueuedRequest extends DeliveryRequest {
 export interface RequestsJobData {
   bodies: WireBody[];
   requests: WireRequest[];
+}
+
+/**
+ * Job id of chunk `index` of an event job whose first event has id `seed`: a rerun of that event job (after a crash)
+ * adds no second copy of a chunk still in Redis. No `:` (BullMQ refuses ids with one).
+ */
+export function chunkJobId(seed: string, index: number): string {
+  return `${seed}-chunk-${index}`;
+}
+
+/** Job id of the retry of `req` after its attempt number `req.attempts`: a rerun of its job schedules it once. */
+export function retryJobId(req: DeliveryRequest): string {
+  return `${req.id}-retry-${req.attempts}`;
 }
 
 /** A UUID-shaped delivery id derived from the event id and the recipient: stable across re-preparation. */
@@ -104,7 +130,7 @@ export function stableDeliveryId(eventId: string, r: Recipient, occurrence: numb
 export function useStableIds(eventId: string, requests: DeliveryRequest[], recipients: Recipient[]): void {
   if (requests.length !== recipients.length) {
     throw new Error(
-      `Internal error: ${requests.length} requests prepared for ${recipients.length} recipients (bull dispatcher)`,
+      `Internal error: ${requests.length} requests prepared for ${recipients.length} recipients (queue dispatcher)`,
     );
   }
   const seen = new Map<string, number>();

@@ -1,0 +1,316 @@
+// The queue dispatchers' shared behaviour (bull/, bullmq/): what an event becomes in Redis, what a worker does with a
+// job, bounded enqueue and a bounded shutdown. The queue library hides behind a `QueueAdapter`; nothing here imports one.
+import { Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type { AttemptOutcome, DeliveryService } from '../../delivery/delivery.service.js';
+import { redactUrl } from '../../delivery/io.js';
+import { retryDelayFor } from '../../delivery/retry.js';
+import type { EventEnvelope, SendResult } from '../../events/envelope.js';
+import { PayloadError, toJsonSafe } from '../../events/payload.js';
+import { messages } from '../../messages.js';
+import type { Recipient } from '../../subscriptions/recipient.js';
+import { resolveSubscribers } from '../../subscriptions/static-subscribers.js';
+import { resolveDeliverySettings, type ResolvedThornOptions } from '../../thorn-options.js';
+import { ConcurrencyLimit } from '../concurrency-limit.js';
+import type { Dispatcher } from '../dispatcher.js';
+import { EnqueueGate } from './enqueue-gate.js';
+import type { QueueAdapter, TakenJob } from './queue.adapter.js';
+import {
+  byOrigin,
+  chunked,
+  chunkJobId,
+  fromWire,
+  JOB,
+  retryJobId,
+  toWire,
+  useStableIds,
+  type EventJobData,
+  type QueuedEvent,
+  type QueuedRequest,
+  type RequestsJobData,
+  type ThornJobResult,
+} from './queue.jobs.js';
+import type { ThornQueueStats } from './queue.types.js';
+
+/**
+ * A dispatcher over a Redis queue: `send()` enqueues one `event` job on the `thorn` queue; workers (this app with
+ * `worker: true`, and/or other processes of it) resolve recipients, sign one request per recipient, order them by
+ * origin and deliver them in chunks of `chunkSize`. A failed request becomes its own delayed `retry` job.
+ */
+export class QueueDispatcher implements Dispatcher {
+  protected readonly logger = new Logger('Thorn');
+  private readonly limit: ConcurrencyLimit;
+  private readonly gate: EnqueueGate;
+  private closing?: Promise<void>;
+  private processing = false;
+
+  constructor(
+    private readonly adapter: QueueAdapter,
+    private readonly options: ResolvedThornOptions,
+    private readonly delivery: DeliveryService,
+  ) {
+    this.limit = new ConcurrencyLimit(options.concurrency);
+    this.gate = new EnqueueGate(adapter, options.enqueueTimeout, this.logger);
+  }
+
+  async dispatch(envelope: EventEnvelope): Promise<SendResult> {
+    const data: EventJobData = { events: [await this.toQueued(envelope)] };
+    await this.gate.enqueue([envelope.name], () => this.adapter.add({ name: JOB.event, data }));
+    return { event: envelope.name, deliveries: [], queued: true };
+  }
+
+  /** A buffer flush: the events go in `event` jobs of up to `chunkSize` events each, added atomically. */
+  async dispatchMany(envelopes: EventEnvelope[]): Promise<SendResult[]> {
+    const settled = await Promise.allSettled(envelopes.map((e) => this.toQueued(e)));
+    const queued = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    if (queued.length) {
+      await this.gate.enqueue(
+        queued.map((e) => e.name),
+        () =>
+          this.adapter.addBulk(
+            chunked(queued, this.options.chunkSize).map((events) => ({
+              name: JOB.event,
+              data: { events } satisfies EventJobData,
+            })),
+          ),
+      );
+    }
+    // like the direct dispatcher: the valid events are sent, the first invalid one is reported
+    const rejected = settled.find((s) => s.status === 'rejected');
+    if (rejected) throw (rejected as PromiseRejectedResult).reason;
+    return envelopes.map((e) => ({ event: e.name, deliveries: [], queued: true }));
+  }
+
+  /** Events handed to `send()` that Redis has not accepted yet (waiting for a connection or an answer). */
+  get pendingEvents(): number {
+    return this.gate.pendingEvents;
+  }
+
+  /** Job counts of the `thorn` queue. */
+  queueStats(): Promise<ThornQueueStats> {
+    return this.adapter.counts();
+  }
+
+  /**
+   * Drops (and logs) the events still waiting for a Redis connection, lets adds Redis is answering finish (each within
+   * `enqueueTimeout`), stops taking jobs, waits for the active ones to finish (up to max(10 s, 3 × timeout)), then
+   * disconnects (within `enqueueTimeout`, else the connections are cut). Jobs still running after that keep their Redis
+   * lock until it expires, and the stalled-job check hands them to another worker: nothing is lost, some requests
+   * may be sent twice (same `Hook-Delivery`).
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  /** Starts taking jobs, `concurrency` at a time (`worker: true`). */
+  protected startWorker(): void {
+    this.processing = true;
+    const library = this.adapter.library;
+    this.adapter.startWorker(this.options.concurrency, {
+      run: (job) => this.run(job),
+      stalled: (id, name) =>
+        this.logger.warn(
+          `Job ${id}${name ? ` (${name})` : ''} stalled (its worker died or blocked) and is run again`,
+        ),
+      failed: (id, name, attempt, max, err) =>
+        this.logger.error(`Job ${id} (${name}) failed (attempt ${attempt} of ${max}): ${err.message}`),
+      stopped: (err) => {
+        // closing while the library still connects rejects with whatever the connection threw: expected then
+        if (!this.closing)
+          this.logger.error(`${library} worker stopped: ${(err as Error | undefined)?.message ?? err}`);
+      },
+    });
+  }
+
+  private async shutdown(): Promise<void> {
+    await this.gate.close();
+    let finished = true;
+    if (this.processing) {
+      const limit = Math.max(10_000, 3 * this.options.timeout);
+      finished = await withinMs(this.adapter.drain(), limit);
+      if (!finished) {
+        this.logger.warn(
+          `${this.adapter.library} worker shut down with jobs still running after ${limit} ms: they return to the queue once their lock expires`,
+        );
+      }
+    }
+    const closed = await withinMs(this.adapter.close(!finished), this.options.enqueueTimeout);
+    if (!closed) {
+      this.logger.warn(
+        `${this.adapter.library} queue "${this.adapter.queueName}" did not close within ${this.options.enqueueTimeout} ms (Redis unreachable?): its connections were cut`,
+      );
+      this.adapter.disconnect();
+    }
+  }
+
+  private async run(job: TakenJob): Promise<ThornJobResult> {
+    switch (job.name) {
+      case JOB.event:
+        return this.runEvents(job.data as EventJobData);
+      case JOB.chunk:
+      case JOB.retry:
+        return this.runRequests(fromWire(job.data as RequestsJobData, this.options), 0);
+      default:
+        throw new Error(
+          `Unknown job "${job.name}" on the "${this.adapter.queueName}" queue: it is not a Thorn job`,
+        );
+    }
+  }
+
+  /**
+   * Checks an envelope can cross the queue and makes it JSON: only what a worker cannot know itself (see
+   * `QueuedEvent`). The event's own subscribers are resolved and signed now, so their secrets stay in this process.
+   */
+  private async toQueued(env: EventEnvelope): Promise<QueuedEvent> {
+    if (env.callbacks) throw new Error(messages.queueCallbacks(this.adapter.kind, env.name));
+    if (env.validators) throw new Error(messages.queueValidators(this.adapter.kind, env.name));
+    const context = toJsonSafe(env.context, 'context') as Record<string, unknown>;
+    const json = this.options.codecs['application/json'];
+    if (json) {
+      // the worker encodes per content type; fail send() now for a body that can never be sent
+      const size = Buffer.byteLength(json(env.body));
+      if (size > this.options.maxPayloadSize) {
+        throw new PayloadError(messages.payloadTooLarge(env.name, size, this.options.maxPayloadSize));
+      }
+    }
+    const recipients = env.subscribers ? await this.ownRecipients(env) : undefined;
+    const id = randomUUID();
+    const overrides = env.overrides && Object.keys(env.overrides).length ? env.overrides : undefined;
+    let requests: RequestsJobData | undefined;
+    if (recipients?.length) {
+      const prepared: QueuedRequest[] = this.delivery.prepare(env, recipients);
+      useStableIds(id, prepared, recipients);
+      for (const req of prepared) req.overrides = overrides;
+      requests = toWire(prepared);
+    }
+    return {
+      id,
+      name: env.name,
+      body: env.body,
+      sender: env.sender ?? null,
+      ...(env.ownerlessOnly ? { ownerlessOnly: true as const } : {}),
+      context,
+      headers: env.headers,
+      ...(overrides ? { overrides } : {}),
+      keepAlive: env.keepAlive,
+      ...(requests ? { requests } : {}),
+    };
+  }
+
+  /** Recipients resolution, producer side: the event's own `subscribers` (only the producer knows them). */
+  private ownRecipients(env: EventEnvelope): Promise<Recipient[]> {
+    return resolveSubscribers(
+      env.subscribers!,
+      env.name,
+      { ...env.context, sender: env.sender ?? undefined },
+      {
+        defaultHmacSecret: this.options.defaultHmacSecret,
+        source: 'event',
+        // as with the direct dispatcher, a broken per-event subscriber loses only itself
+        onError: (pattern, err) =>
+          this.logger.error(
+            `Subscriber for "${pattern}" skipped for ${env.name}: ${(err as Error)?.message ?? err}`,
+          ),
+      },
+    );
+  }
+
+  /** Recipients resolution, worker side: static and stored subscribers per this worker's options and database. */
+  private workerRecipients(ev: QueuedEvent): Promise<Recipient[]> {
+    return this.delivery.recipients({
+      name: ev.name,
+      sender: ev.sender,
+      ownerlessOnly: ev.ownerlessOnly,
+      context: ev.context,
+    });
+  }
+
+  /**
+   * An event job: recipients with this worker's database, one signed request each (stable ids), ordered by origin.
+   * Up to `chunkSize` requests are delivered right here; more are fanned out as `chunk` jobs, added atomically with
+   * ids derived from the event, so a rerun after a crash adds no second copy of a chunk still in Redis.
+   */
+  private async runEvents(data: EventJobData): Promise<ThornJobResult> {
+    const requests: QueuedRequest[] = [];
+    for (const ev of data.events) {
+      // the event's own subscribers came signed
+      const recipients = await this.workerRecipients(ev);
+      const own = ev.requests ? fromWire(ev.requests, this.options) : [];
+      if (!recipients.length && !own.length) continue;
+      const envelope: EventEnvelope = {
+        name: ev.name,
+        body: ev.body,
+        sender: ev.sender,
+        context: ev.context,
+        headers: ev.headers,
+        settings: resolveDeliverySettings(this.options, ev.overrides),
+        overrides: ev.overrides,
+        keepAlive: ev.keepAlive,
+      };
+      let prepared: QueuedRequest[];
+      try {
+        prepared = this.delivery.prepare(envelope, recipients);
+      } catch (err) {
+        if (!(err instanceof PayloadError)) throw err;
+        this.logger.error(`Event ${ev.name} (${ev.id}) dropped: ${err.message}`);
+        continue;
+      }
+      useStableIds(ev.id, prepared, recipients);
+      for (const req of prepared) req.overrides = ev.overrides;
+      requests.push(...prepared, ...own);
+    }
+    const ordered = byOrigin(requests);
+    if (ordered.length <= this.options.chunkSize) return this.runRequests(ordered, 0);
+    const chunks = chunked(ordered, this.options.chunkSize);
+    const seed = data.events[0].id;
+    await this.adapter.addBulk(
+      chunks.map((c, i) => ({ name: JOB.chunk, data: toWire(c), jobId: chunkJobId(seed, i) })),
+    );
+    return { requests: ordered.length, chunks: chunks.length, ok: 0, retrying: 0, failed: 0 };
+  }
+
+  /** Delivers requests side by side (at most `concurrency` in flight per worker); failures become retry jobs. */
+  private async runRequests(requests: QueuedRequest[], chunks: number): Promise<ThornJobResult> {
+    const result: ThornJobResult = { requests: requests.length, chunks, ok: 0, retrying: 0, failed: 0 };
+    await Promise.all(
+      requests.map(async (req) => {
+        const outcome = await this.limit.run(() => this.delivery.attempt(req));
+        result[await this.settle(req, outcome)]++;
+      }),
+    );
+    return result;
+  }
+
+  /** Enqueues a delayed retry (same id, headers and body) or logs the final failure. */
+  private async settle(req: QueuedRequest, outcome: AttemptOutcome): Promise<'ok' | 'retrying' | 'failed'> {
+    const { verdict } = outcome;
+    if (verdict.ok) return 'ok';
+    const retriesDone = req.attempts - 1;
+    if (verdict.retryable && req.settings.retry && retriesDone < req.settings.retryMax) {
+      const delay = retryDelayFor(req.settings, retriesDone + 1, verdict.retryAfter);
+      // the job id makes a rerun of this chunk (after a crash) find the retry already scheduled
+      await this.adapter.add({ name: JOB.retry, data: toWire([req]), jobId: retryJobId(req), delay });
+      return 'retrying';
+    }
+    this.logger.warn(
+      `Delivery ${req.id} of ${req.event} to ${redactUrl(req.url)} failed after ${req.attempts} attempt(s): ${outcome.error?.message}`,
+    );
+    return 'failed';
+  }
+}
+
+/** Whether `p` settles within `ms` (its outcome is ignored: used for best-effort shutdown steps). */
+async function withinMs(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = p.then(
+    () => true,
+    () => true,
+  );
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([settled, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
