@@ -1,6 +1,5 @@
 import { Logger } from '@nestjs/common';
 import type {
-  BeforeQueryEvent,
   EntityManager,
   EntityMetadata,
   EntitySubscriberInterface,
@@ -17,6 +16,7 @@ import type {
 import type { ModelEventDefinition } from '../events/model-event.js';
 import { pathsOf, type ModelEventEmitter, type PreparedModelEvent } from './model-event.emitter.js';
 import type { IndexedModel, JunctionSide, ModelEventIndex } from './model-events.index.js';
+import type { BeforeQueryEvent } from './typeorm-types.js';
 
 type ColumnMetadata = EntityMetadata['columns'][number];
 type JunctionChange = { kind: 'add' | 'remove'; row: ObjectLiteral };
