@@ -14,8 +14,10 @@ import type {
   UpdateEvent,
 } from 'typeorm';
 import type { ModelEventDefinition } from '../events/model-event.js';
-import { pathsOf, type ModelEventEmitter, type PreparedModelEvent } from './model-event.emitter.js';
+import type { PreparedModelEvent } from './model-event.builder.js';
+import type { ModelEventEmitter } from './model-event.emitter.js';
 import type { IndexedModel, JunctionSide, ModelEventIndex } from './model-events.index.js';
+import { pathsOf, withLoadedPaths } from './model-relations.loader.js';
 import { PreviousRows } from './previous-rows.js';
 import { depthOf } from './transaction-frames.js';
 import type { BeforeQueryEvent } from './typeorm-types.js';
@@ -124,7 +126,7 @@ export class ModelEventSubscriber implements EntitySubscriberInterface {
       const entity = event.entity;
       if (!model?.delete.length || !entity) return;
       const paths = model.delete.flatMap((d) => pathsOf(d, model.model));
-      return this.emitter.withPaths(entity, paths, metadata, event.manager).then(
+      return withLoadedPaths(entity, paths, metadata, event.manager).then(
         (view) => {
           if (view !== entity) this.preloaded.set(entity, view);
         },
@@ -212,7 +214,11 @@ export class ModelEventSubscriber implements EntitySubscriberInterface {
     const matching = defs.filter((d) => !d.filter || d.filter.matches(instance, previous));
     if (!matching.length) return undefined;
     return this.emitter.raise(qr, () =>
-      this.emitter.prepareAll(matching, instance, { metadata: model.metadata, model: model.model, manager }),
+      this.emitter.builder.buildAll(matching, instance, {
+        metadata: model.metadata,
+        model: model.model,
+        manager,
+      }),
     );
   }
 
@@ -267,7 +273,8 @@ export class ModelEventSubscriber implements EntitySubscriberInterface {
         out.push(...(await this.groupEvents(group, manager)));
       } catch (err) {
         const { side } = group;
-        if ([...side.add, ...side.remove, ...side.clear].some((d) => this.emitter.propagates(d))) throw err;
+        if ([...side.add, ...side.remove, ...side.clear].some((d) => this.emitter.builder.propagates(d)))
+          throw err;
         this.logger.error(
           `Many-to-many events of ${side.owner.metadata.name}.${side.relation.propertyName} were not sent: ${(err as Error).message}`,
         );
@@ -295,7 +302,7 @@ export class ModelEventSubscriber implements EntitySubscriberInterface {
     if (!instance) return [];
     const ctx = { metadata, model, manager, relation: side.relation.propertyName, ids };
     const fire = (defs: readonly ModelEventDefinition[]) =>
-      this.emitter.prepareAll(
+      this.emitter.builder.buildAll(
         defs.filter((d) => !d.filter || d.filter.matches(instance, undefined)),
         instance,
         ctx,

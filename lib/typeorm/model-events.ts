@@ -4,7 +4,8 @@ import type { SendResult } from '../events/envelope.js';
 import type { SendOptions } from '../events/event.js';
 import type { ModelEventDefinition, WebhookModelDefinition } from '../events/model-event.js';
 import { activeEventService } from '../events/runtime.js';
-import { activeModelEventEmitter, ModelEventEmitter, type PrepareContext } from './model-event.emitter.js';
+import type { PrepareContext } from './model-event.builder.js';
+import { activeModelEventEmitter, ModelEventEmitter } from './model-event.emitter.js';
 import { ModelEventSubscriber } from './model-event.subscriber.js';
 
 /** Options of a manual model-event send. */
@@ -81,7 +82,7 @@ export class ModelEventHandle<T extends object = any> {
     const metadata: EntityMetadata | undefined = dataSource?.hasMetadata(this.target)
       ? dataSource.getMetadata(this.target)
       : undefined;
-    const event = await emitter.prepare(this.definition, instance, {
+    const event = await emitter.builder.build(this.definition, instance, {
       ...ctx,
       metadata,
       model: this.model,
