@@ -7,12 +7,23 @@ import {
   type OnApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common';
-import type { DataSource, QueryRunner } from 'typeorm';
+import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import type { SendResult } from '../events/envelope.js';
 import { EventService } from '../events/event.service.js';
 import { sharedState } from '../shared-state.js';
 import { THORN_DATA_SOURCE } from '../thorn.constants.js';
 import { ModelEventBuilder, type PreparedModelEvent } from './model-event.builder.js';
-import { TransactionFrames } from './transaction-frames.js';
+import { ModelEventSubscriber } from './model-event.subscriber.js';
+import { TransactionFrames, type HeldSlot } from './transaction-frames.js';
+
+declare const hookWait: unique symbol;
+
+/**
+ * What a TypeORM hook awaits from the emitter: building the messages (it may query through the hook's QueryRunner) and,
+ * only for events with `propagateErrors`, their dispatch. Only the emitter makes one (see `release()`), so a hook that
+ * raises events cannot make `save()` wait for HTTP by any other path.
+ */
+export type HookWait = Promise<void> & { readonly [hookWait]: true };
 
 // The emitter of the running app, for `getModelEvents()` called outside DI. One pointer (like `Event`'s), not a registry,
 // in the state the ESM and CommonJS builds share.
@@ -22,23 +33,16 @@ export function activeModelEventEmitter(): ModelEventEmitter | undefined {
   return sharedState.modelEventEmitter;
 }
 
-function activate(emitter: ModelEventEmitter): void {
-  sharedState.modelEventEmitter = emitter;
-}
-
-function deactivate(emitter: ModelEventEmitter): void {
-  if (sharedState.modelEventEmitter === emitter) sharedState.modelEventEmitter = undefined;
-}
-
 /**
- * Decides when model events go out: held per transaction until the outermost commit
- * (`signalHonorsTransaction`), or dispatched at once. HTTP is never awaited inside a TypeORM hook, except for events
- * with `propagateErrors`, whose dispatch errors must reach the caller.
+ * Decides when model events go out: held per transaction until the outermost commit (`signalHonorsTransaction`), or
+ * dispatched at once. TypeORM hooks and manual sends (`getModelEvents()`) raise events through the same `raise()`;
+ * the subscriber reports transactions through `transactionStarted/Committed/RolledBack()`. HTTP is never awaited
+ * inside a hook, except for events with `propagateErrors`, whose dispatch errors must reach the caller.
  */
 @Injectable()
 export class ModelEventEmitter implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger('Thorn');
-  readonly frames = new TransactionFrames<PreparedModelEvent>();
+  private readonly frames = new TransactionFrames<PreparedModelEvent>();
   /** Dispatches running in the background (not awaited by any hook). */
   private readonly inflight = new Set<Promise<void>>();
   /** Builds the messages (loading the relations they read). */
@@ -52,7 +56,7 @@ export class ModelEventEmitter implements OnModuleInit, BeforeApplicationShutdow
   }
 
   onModuleInit(): void {
-    activate(this);
+    sharedState.modelEventEmitter = this;
   }
 
   /** Lets background dispatches started before shutdown hand their events over (bounded by the request timeout). */
@@ -64,7 +68,7 @@ export class ModelEventEmitter implements OnModuleInit, BeforeApplicationShutdow
   }
 
   onApplicationShutdown(): void {
-    deactivate(this);
+    if (sharedState.modelEventEmitter === this) sharedState.modelEventEmitter = undefined;
   }
 
   /** Resolves once no model-event dispatch runs in the background (first attempts done, or handed to a queue). */
@@ -72,47 +76,93 @@ export class ModelEventEmitter implements OnModuleInit, BeforeApplicationShutdow
     while (this.inflight.size) await Promise.allSettled([...this.inflight]);
   }
 
+  /** `afterTransactionStart` (savepoints included). */
+  transactionStarted(qr: QueryRunner): void {
+    this.frames.started(qr);
+  }
+
+  /** `afterTransactionCommit`: after the outermost commit, the held events go out, in the order raised. */
+  transactionCommitted(qr: QueryRunner): HookWait | undefined {
+    return this.release(this.frames.committed(qr) ?? []);
+  }
+
+  /** `afterTransactionRollback`: the events of the rolled-back level are dropped. */
+  transactionRolledBack(qr: QueryRunner): void {
+    this.frames.rolledBack(qr);
+  }
+
   /**
-   * Raises events from a TypeORM hook. A slot is reserved in the transaction frame right away (so events keep the order
-   * in which the hooks ran) and filled once `build` resolves. Returns what the hook must await: the build (it may query
-   * through the hook's QueryRunner), plus the dispatch of events that propagate errors and are sent now.
+   * Raises the events `build` makes, from a TypeORM hook on `qr`. Inside a transaction a slot is reserved in its frame
+   * right away (so events keep the order in which the hooks ran) and filled once `build` resolves with the events that
+   * honor the transaction; the others are sent now. Returns what the hook must await (see `HookWait`).
    */
-  raise(qr: QueryRunner | undefined, build: () => Promise<PreparedModelEvent[]>): Promise<void> {
-    const slot = this.frames.isHolding(qr) ? this.frames.reserve(qr) : undefined;
-    return build().then(
-      async (events) => {
-        const now = slot ? events.filter((e) => !e.honors) : events;
-        if (slot) slot.items = events.filter((e) => e.honors);
-        if (!now.length) return;
-        const sending = this.dispatchInOrder(now);
-        if (now.some((e) => e.propagate)) await sending;
-        else this.background(sending);
+  raise(qr: QueryRunner | undefined, build: () => Promise<PreparedModelEvent[]>): HookWait {
+    return this.route<void>(qr, build, (now) => this.release(now)) as HookWait;
+  }
+
+  /**
+   * Raises one event sent by hand (`getModelEvents()`), with the same hold-or-send decision as `raise()` when `manager`
+   * runs a transaction this emitter watches (its subscriber is registered on that DataSource, so it sees the commit).
+   * Sent now, it is awaited and its result returned, as `Event.send()` does; held, the result says `buffered`.
+   */
+  send(manager: EntityManager | undefined, build: () => Promise<PreparedModelEvent>): Promise<SendResult> {
+    const qr = manager && this.watches(manager) ? manager.queryRunner : undefined;
+    let name = '';
+    return this.route<SendResult>(
+      qr,
+      async () => {
+        const event = await build();
+        name = event.name;
+        return [event];
       },
-      (err) => {
-        if (slot) slot.items = [];
-        throw err;
-      },
+      ([event]) =>
+        event
+          ? this.events.sendBody(event.name, event.body, event.eventOptions, event.sendOptions)
+          : { event: name, deliveries: [], buffered: true },
     );
   }
 
-  /** After the outermost commit: sends the held events in order; awaited only when one of them propagates errors. */
-  committed(qr: QueryRunner): Promise<void> | undefined {
-    const events = this.frames.committed(qr);
-    if (!events?.length) return undefined;
-    const sending = this.dispatchInOrder(events);
-    if (events.some((e) => e.propagate)) return sending;
-    this.background(sending);
-    return undefined;
+  /**
+   * The one hold-or-send decision: when `qr` is in a transaction, a slot reserved before `build` runs holds the built
+   * events that honor transactions until the outermost commit; `now` gets the rest. A failed build leaves the slot empty.
+   */
+  private async route<R>(
+    qr: QueryRunner | undefined,
+    build: () => Promise<PreparedModelEvent[]>,
+    now: (events: PreparedModelEvent[]) => R | PromiseLike<R>,
+  ): Promise<R> {
+    const slot: HeldSlot<PreparedModelEvent> | undefined = this.frames.isHolding(qr)
+      ? this.frames.reserve(qr)
+      : undefined;
+    let events: PreparedModelEvent[];
+    try {
+      events = await build();
+    } catch (err) {
+      if (slot) slot.items = [];
+      throw err;
+    }
+    if (!slot) return now(events);
+    slot.items = events.filter((e) => e.honors);
+    return now(events.filter((e) => !e.honors));
   }
 
-  private background(sending: Promise<void>): void {
+  /**
+   * The rule, written once: only events with `propagateErrors` make a hook wait for HTTP. Events go to the dispatcher
+   * in order; when one of them propagates errors the dispatch is returned (the hook awaits it and its first such error
+   * reaches `save()`), otherwise it runs in the background, tracked by `idle()`.
+   */
+  private release(events: readonly PreparedModelEvent[]): HookWait | undefined {
+    if (!events.length) return undefined;
+    const sending = this.dispatchInOrder(events);
+    if (events.some((e) => e.propagate)) return sending as HookWait;
     // never rejects: only events that propagate errors make dispatchInOrder throw, and those are awaited instead
     const tracked = sending.catch(() => undefined).finally(() => this.inflight.delete(tracked));
     this.inflight.add(tracked);
+    return undefined;
   }
 
   /** Hands events to the dispatcher one after another; rejects with the first error of an event that propagates. */
-  async dispatchInOrder(events: PreparedModelEvent[]): Promise<void> {
+  private async dispatchInOrder(events: readonly PreparedModelEvent[]): Promise<void> {
     let failure: unknown;
     for (const e of events) {
       try {
@@ -123,5 +173,12 @@ export class ModelEventEmitter implements OnModuleInit, BeforeApplicationShutdow
       }
     }
     if (failure !== undefined) throw failure;
+  }
+
+  /** Whether this emitter's subscriber is registered on `manager`'s DataSource (so it sees its transactions end). */
+  private watches(manager: EntityManager): boolean {
+    return manager.connection.subscribers.some(
+      (s) => s instanceof ModelEventSubscriber && s.emitter === this,
+    );
   }
 }

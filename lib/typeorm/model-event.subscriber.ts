@@ -15,7 +15,7 @@ import type {
 } from 'typeorm';
 import type { ModelEventDefinition } from '../events/model-event.js';
 import type { PreparedModelEvent } from './model-event.builder.js';
-import type { ModelEventEmitter } from './model-event.emitter.js';
+import type { HookWait, ModelEventEmitter } from './model-event.emitter.js';
 import type { IndexedModel, JunctionSide, ModelEventIndex } from './model-events.index.js';
 import { pathsOf, withLoadedPaths } from './model-relations.loader.js';
 import { PreviousRows } from './previous-rows.js';
@@ -28,7 +28,7 @@ type JunctionChange = { kind: 'add' | 'remove'; row: ObjectLiteral };
 /** Junction rows changed by one TypeORM operation (one broadcast of "after" events) on one QueryRunner. */
 interface JunctionBatch {
   changes: { junction: EntityMetadata; change: JunctionChange }[];
-  done: Promise<void>;
+  done: HookWait;
 }
 
 /**
@@ -101,7 +101,7 @@ export class ModelEventSubscriber implements EntitySubscriberInterface {
       const rows = this.deletedRows.get(event.queryRunner);
       this.deletedRows.delete(event.queryRunner);
       this.armedDeletes.delete(event.queryRunner);
-      let done: Promise<void> | undefined;
+      let done: HookWait | undefined;
       for (const row of rows ?? []) {
         done = this.junctionChanged(event.queryRunner, event.manager, metadata, { kind: 'remove', row });
       }
@@ -173,17 +173,17 @@ export class ModelEventSubscriber implements EntitySubscriberInterface {
   }
 
   afterTransactionStart(event: TransactionStartEvent): void {
-    this.emitter.frames.started(event.queryRunner);
+    this.emitter.transactionStarted(event.queryRunner);
   }
 
-  afterTransactionCommit(event: TransactionCommitEvent): Promise<void> | void {
+  afterTransactionCommit(event: TransactionCommitEvent): HookWait | undefined {
     if (depthOf(event.queryRunner) === 0) this.previousRows.ended(event.queryRunner);
-    return this.emitter.committed(event.queryRunner);
+    return this.emitter.transactionCommitted(event.queryRunner);
   }
 
   afterTransactionRollback(event: TransactionRollbackEvent): void {
     if (depthOf(event.queryRunner) === 0) this.previousRows.ended(event.queryRunner);
-    this.emitter.frames.rolledBack(event.queryRunner);
+    this.emitter.transactionRolledBack(event.queryRunner);
   }
 
   private removed(event: RemoveEvent<ObjectLiteral> | SoftRemoveEvent<ObjectLiteral>, soft: boolean) {
@@ -210,7 +210,7 @@ export class ModelEventSubscriber implements EntitySubscriberInterface {
     previous: ObjectLiteral | undefined,
     qr: QueryRunner,
     manager: EntityManager,
-  ): Promise<void> | undefined {
+  ): HookWait | undefined {
     const matching = defs.filter((d) => !d.filter || d.filter.matches(instance, previous));
     if (!matching.length) return undefined;
     return this.emitter.raise(qr, () =>
@@ -231,30 +231,33 @@ export class ModelEventSubscriber implements EntitySubscriberInterface {
     manager: EntityManager,
     junction: EntityMetadata,
     change: JunctionChange,
-  ): Promise<void> | undefined {
+  ): HookWait | undefined {
     if (!this.index.junctions.has(junction)) return undefined;
     let batch = this.batches.get(qr);
     if (!batch) {
-      const created: JunctionBatch = { changes: [], done: Promise.resolve() };
-      created.done = this.emitter.raise(qr, () =>
+      const changes: JunctionBatch['changes'] = [];
+      const done = this.emitter.raise(qr, () =>
         Promise.resolve().then(() => {
           this.batches.delete(qr);
-          return this.junctionEvents(created, manager);
+          return this.junctionEvents(changes, manager);
         }),
       );
-      this.batches.set(qr, created);
-      batch = created;
+      batch = { changes, done };
+      this.batches.set(qr, batch);
     }
     batch.changes.push({ junction, change });
     return batch.done;
   }
 
-  private async junctionEvents(batch: JunctionBatch, manager: EntityManager): Promise<PreparedModelEvent[]> {
+  private async junctionEvents(
+    changes: JunctionBatch['changes'],
+    manager: EntityManager,
+  ): Promise<PreparedModelEvent[]> {
     // one group per (side, owner, kind), in the order the rows were reported
     type Group = { side: JunctionSide; kind: 'add' | 'remove'; owner: unknown; ids: unknown[] };
     const groups = new Map<string, Group>();
     const sideIds = new Map<JunctionSide, number>();
-    for (const { junction, change } of batch.changes) {
+    for (const { junction, change } of changes) {
       for (const side of this.index.junctions.get(junction) ?? []) {
         if (change.kind === 'add' ? !side.add.length : !side.remove.length && !side.clear.length) continue;
         const owner = columnsValue(side.ownerColumns, change.row);
