@@ -1,4 +1,5 @@
 import type { EntityMetadata, ObjectLiteral, QueryRunner, UpdateEvent } from 'typeorm';
+import { depthOf } from './transaction-frames.js';
 
 /** Drivers whose DataSource has one connection, shared by every QueryRunner: concurrent saves interleave on it. */
 const SINGLE_CONNECTION = new Set([
@@ -20,7 +21,7 @@ interface Pending {
 }
 
 /**
- * The rows before their update, for `now_*` filters. TypeORM's `databaseEntity` is read before the save's transaction
+ * The hand-off from `beforeUpdate` to `afterUpdate` of the rows before their update, for `now_*` filters. TypeORM's `databaseEntity` is read before the save's transaction
  * and without a lock, so two concurrent saves of one row could both see the old version and both report the
  * transition. Instead, the row is read again in `beforeUpdate` (inside the save's transaction, before its UPDATE), with
  * a lock, so a concurrent save of the same row waits and then reads this one's result:
@@ -105,8 +106,12 @@ export class PreviousRows {
     return Object.assign(Object.create(Object.getPrototypeOf(databaseEntity)), databaseEntity, row);
   }
 
-  /** The outermost transaction of `qr` ended: its in-process locks go (an UPDATE that never ran can't hold one). */
-  ended(qr: QueryRunner): void {
+  /**
+   * A transaction level of `qr` committed or rolled back: once the outermost one has ended, its in-process locks go
+   * (an UPDATE that never ran can't hold one).
+   */
+  transactionEnded(qr: QueryRunner): void {
+    if (depthOf(qr) > 0) return;
     const locks = this.held.get(qr);
     if (!locks) return;
     this.held.delete(qr);
