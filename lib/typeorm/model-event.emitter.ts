@@ -35,8 +35,8 @@ export function activeModelEventEmitter(): ModelEventEmitter | undefined {
 
 /**
  * Decides when model events go out: held per transaction until the outermost commit (`signalHonorsTransaction`), or
- * dispatched at once. TypeORM hooks and manual sends (`getModelEvents()`) raise events through the same `raise()`;
- * the subscriber reports transactions through `transactionStarted/Committed/RolledBack()`. HTTP is never awaited
+ * dispatched at once. TypeORM hooks (`raise()`) and manual sends (`send()`, from `getModelEvents()`) share one
+ * hold-or-send decision; the subscriber reports transactions through `transactionStarted/Committed/RolledBack()`. HTTP is never awaited
  * inside a hook, except for events with `propagateErrors`, whose dispatch errors must reach the caller.
  */
 @Injectable()
