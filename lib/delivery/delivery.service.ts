@@ -172,8 +172,8 @@ export class DeliveryService {
   /**
    * Makes one attempt; never throws: the outcome says whether it worked and whether to retry. With `allowRedirects`,
    * 301/302/303/307/308 answers are followed up to `maxRedirects` hops, each re-sending the same POST (same body,
-   * same headers; credentials dropped when the origin changes) through the transport, which validates every hop's
-   * address like the first. A redirect from https to http, or to a non-http(s) URL, is refused.
+   * same headers; only the generated ones once the origin changes) through the transport, which validates every
+   * hop's address like the first. A redirect from https to http, or to a non-http(s) URL, is refused.
    */
   async attempt(req: DeliveryRequest): Promise<AttemptOutcome> {
     req.attempts++;
@@ -202,7 +202,9 @@ export class DeliveryService {
                 { url: `${next.protocol}//${next.host}`, rule: `redirect: ${refused}` },
               );
             }
-            if (next.origin !== new URL(req.url).origin) headers = withoutCredentials(req.headers);
+            if (next.origin !== new URL(req.url).origin) {
+              headers = { ...generatedOnly(req.headers), 'User-Agent': this.options.userAgent };
+            }
             url = next.href;
             continue;
           }
@@ -235,8 +237,18 @@ export class DeliveryService {
 
 // Statuses that carry a Location to follow (300, 304 and 305 do not).
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
-// Dropped on a redirect to another origin, as browsers and fetch do.
-const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
+// What is still sent after a redirect to another origin: the headers nestjs-thorn generates (and its own User-Agent).
+// Custom headers (`webhookHeaders()`, `send({ headers })`) are dropped: an API key or token is meant for the
+// subscriber's origin, and the other origin was chosen by whoever answered the first request.
+const GENERATED_HEADERS = new Set(
+  [
+    ...Object.values(HOOK_HEADERS),
+    'content-type',
+    'webhook-id',
+    'webhook-timestamp',
+    'webhook-signature',
+  ].map((h) => h.toLowerCase()),
+);
 
 function redirectTarget(from: string, location: string | string[] | undefined): URL | null {
   const value = Array.isArray(location) ? location[0] : location;
@@ -256,10 +268,8 @@ function refusedRedirect(from: string, to: URL): string | null {
   return null;
 }
 
-function withoutCredentials(headers: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(headers).filter(([k]) => !CREDENTIAL_HEADERS.has(k.toLowerCase())),
-  );
+function generatedOnly(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).filter(([k]) => GENERATED_HEADERS.has(k.toLowerCase())));
 }
 
 function originOf(url: string): string {
