@@ -316,6 +316,34 @@ describe.each(KINDS)('retries, %s transport', (kind) => {
     expect(receiver.requests).toHaveLength(0);
   });
 
+  it('waits a Retry-After longer than setTimeout can (34 days) instead of retrying at once', async () => {
+    const day = 86_400_000;
+    await boot({
+      retryDelay: 200,
+      retryDelayMax: 40 * day,
+      subscribers: { 'a.b': [`${receiver.url}/later`, `${receiver.url}/soon`] },
+    });
+    let soon = 0;
+    receiver.reply = (r) =>
+      r.path === '/later'
+        ? { status: 429, headers: { 'retry-after': String((34 * day) / 1000) } }
+        : { status: soon++ === 0 ? 500 : 200 };
+    const result = await events.send('a.b', {});
+    expect(result.deliveries.map((d) => [d.status, d.retrying])).toEqual([
+      [429, true],
+      [500, true],
+    ]);
+    // /soon's retry comes 200 ms later; setTimeout alone would have fired the 34-day one after 1 ms, before it
+    await receiver.waitFor(3);
+    expect(receiver.requests.map((r) => r.path).slice(2)).toEqual(['/soon']);
+    expect(receiver.requests.filter((r) => r.path === '/later')).toHaveLength(1);
+    expect(pending()).toBe(1);
+    const dispatcher = app!.get(Dispatcher) as DirectDispatcher;
+    await app!.close();
+    app = undefined;
+    expect(dispatcher.pendingRetries).toBe(0);
+  });
+
   it('accepts up to 256 KiB by default and rejects more', async () => {
     await boot({ subscribers: { 'a.b': `${receiver.url}/big` } });
     const fits = 'x'.repeat(256 * 1024 - 20); // {"text":"…"} adds 11 bytes
