@@ -16,6 +16,7 @@ export { Event, type EventOptions, type SendOptions } from './events/event.js';
 export { EventService, senderId } from './events/event.service.js';
 export { EventBuffer, type BufferOptions } from './events/event-buffer.js';
 export { PayloadError, toJsonSafe } from './events/payload.js';
+export { escapeEventWord } from './events/name-template.js';
 export type {
   DeliveryRequest,
   DeliveryResult,

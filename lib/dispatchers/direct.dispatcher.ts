@@ -39,7 +39,10 @@ export class DirectDispatcher implements Dispatcher {
 
   async dispatch(envelope: EventEnvelope): Promise<SendResult> {
     const recipients = await this.delivery.recipients(envelope);
-    const requests = this.delivery.prepare(envelope, recipients);
+    if (!recipients.length) return { event: envelope.name, deliveries: [] };
+    // a JSON body over maxPayloadSize rejects send(); any other recipient that can't be encoded fails alone
+    const bodies = this.delivery.jsonBody(envelope);
+    const requests = this.delivery.prepare(envelope, recipients, bodies);
     const deliveries = await Promise.all(requests.map((r) => this.deliver(r, envelope.callbacks)));
     return { event: envelope.name, deliveries };
   }
