@@ -20,6 +20,7 @@ export { Event, type EventOptions, type SendOptions } from './events/event.js';
 export { EventService } from './events/event.service.js';
 export type { EventBuffer, BufferOptions } from './events/event-buffer.js';
 export { PayloadError } from './events/payload.js';
+export { escapeEventWord } from './events/name-template.js';
 export type {
   DeliveryRequest,
   DeliveryResult,

@@ -8,6 +8,7 @@ import type { Recipient } from '../subscriptions/recipient.js';
 import type { SubscriptionStore } from '../subscriptions/subscription.store.js';
 import { HOOK_HEADERS } from '../thorn.constants.js';
 import type { ResolvedThornOptions } from '../thorn-options.js';
+import { customHeaderProblem, encodeHeaderValue } from './headers.js';
 import { asError, redactUrl } from './io.js';
 import { judgeError, judgeResponse, type AttemptVerdict } from './retry.js';
 import { SecurityError } from './security-error.js';
@@ -20,7 +21,13 @@ export interface AttemptOutcome {
   error?: Error;
 }
 
+/** An event's bodies per content type, encoded once: the bytes, or why that content type cannot be encoded. */
+export type EncodedBodies = Map<string, Buffer | Error>;
+
 const EMPTY = Buffer.alloc(0);
+const JSON_TYPE = 'application/json';
+// A signature goes in a header as it is: printable ASCII, no white space at either end.
+const SIGNATURE = /^[!-~](?:[ -~]*[!-~])?$/;
 
 // Headers a caller may not set: ours, and the ones the HTTP client owns.
 const RESERVED = new Set(
@@ -46,12 +53,16 @@ const RESERVED = new Set(
  */
 export class DeliveryService {
   private readonly logger = new Logger('Thorn');
+  private readonly userAgent: string;
 
   constructor(
     readonly options: ResolvedThornOptions,
     readonly store: SubscriptionStore | null,
     readonly transport: Transport,
-  ) {}
+  ) {
+    // lone surrogates (which no header can carry) become U+FFFD
+    this.userAgent = encodeHeaderValue(options.userAgent.replace(/\p{Cs}/gu, '\uFFFD'));
+  }
 
   /** Static subscribers, then stored subscriptions, then the event's own, in that order. */
   async recipients(
@@ -82,14 +93,43 @@ export class DeliveryService {
     return [...statics, ...stored, ...own];
   }
 
-  /** Builds one request per recipient; the body is encoded once per content type and signed over those bytes. */
-  prepare(env: EventEnvelope, recipients: Recipient[]): DeliveryRequest[] {
-    const bodies = new Map<string, Buffer>();
+  /**
+   * Encodes the event's JSON body (the payload as such) and throws a `PayloadError` when it is over `maxPayloadSize`:
+   * `send()` then fails before any request, as with the bull dispatcher. Pass the result to `prepare()`, which reuses
+   * the bytes.
+   */
+  jsonBody(env: EventEnvelope): EncodedBodies {
+    const bodies: EncodedBodies = new Map();
+    if (!this.options.codecs[JSON_TYPE]) return bodies;
+    const json = this.encode(env, JSON_TYPE);
+    if (Buffer.isBuffer(json) && json.length > this.options.maxPayloadSize) {
+      throw new PayloadError(messages.payloadTooLarge(env.name, json.length, this.options.maxPayloadSize));
+    }
+    bodies.set(JSON_TYPE, json);
+    return bodies;
+  }
+
+  /**
+   * Builds one request per recipient; the body is encoded once per content type and signed over those bytes. Never
+   * throws: a recipient whose request cannot be built (no codec, a codec that fails, a body over `maxPayloadSize`, a
+   * signer that throws, a header that cannot be sent) gets a request with `failure` set, and only it fails.
+   */
+  prepare(env: EventEnvelope, recipients: Recipient[], bodies: EncodedBodies = new Map()): DeliveryRequest[] {
     const extra: Record<string, string> = {};
+    let headerFailure: Error | undefined;
     for (const [k, v] of Object.entries(env.headers)) {
-      if (!RESERVED.has(k.toLowerCase()) && v !== undefined && v !== null) extra[k] = String(v);
+      if (RESERVED.has(k.toLowerCase()) || v === undefined || v === null) continue;
+      extra[k] = String(v);
+      const problem = customHeaderProblem(k, extra[k]);
+      if (problem) headerFailure ??= new Error(problem);
     }
     const timestamp = String(Math.floor(Date.now() / 1000));
+    let eventHeader: string | undefined;
+    try {
+      eventHeader = encodeHeaderValue(env.name);
+    } catch {
+      headerFailure ??= new PayloadError(messages.malformedName(env.name));
+    }
     return recipients.map((r) => {
       const id = randomUUID();
       const request: DeliveryRequest = {
@@ -106,37 +146,36 @@ export class DeliveryService {
         source: r.source,
         validators: env.validators,
       };
+      if (headerFailure) return { ...request, failure: headerFailure };
       let body = bodies.get(r.contentType);
       if (!body) {
-        const codec = this.options.codecs[r.contentType];
-        if (!codec) return { ...request, failure: new PayloadError(messages.noCodec(r.contentType)) };
-        try {
-          const encoded = codec(env.body);
-          if (typeof encoded !== 'string' && !Buffer.isBuffer(encoded))
-            throw new TypeError('it returned neither a string nor a Buffer');
-          body = typeof encoded === 'string' ? Buffer.from(encoded) : encoded;
-        } catch (err) {
-          // a broken codec fails the recipients of its content type only
-          return {
-            ...request,
-            failure: new PayloadError(messages.codecFailed(r.contentType, asError(err).message)),
-          };
-        }
-        if (body.length > this.options.maxPayloadSize) {
-          throw new PayloadError(
-            messages.payloadTooLarge(env.name, body.length, this.options.maxPayloadSize),
-          );
-        }
+        body = this.encode(env, r.contentType);
         bodies.set(r.contentType, body);
+      }
+      if (!Buffer.isBuffer(body)) return { ...request, failure: body };
+      if (body.length > this.options.maxPayloadSize) {
+        // e.g. a form body, which can be three times the JSON: only this content type's recipients are too large
+        return {
+          ...request,
+          failure: new PayloadError(
+            messages.payloadTooLargeFor(env.name, r.contentType, body.length, this.options.maxPayloadSize),
+          ),
+        };
+      }
+      let subscriptionHeader: string;
+      try {
+        subscriptionHeader = encodeHeaderValue(r.id);
+      } catch {
+        return { ...request, failure: new Error(messages.malformedSubscriptionId()) };
       }
       request.body = body;
       request.headers = {
         'Content-Type': r.contentType,
-        'User-Agent': this.options.userAgent,
+        'User-Agent': this.userAgent,
         ...extra,
-        [HOOK_HEADERS.event]: env.name,
+        [HOOK_HEADERS.event]: eventHeader!,
         [HOOK_HEADERS.delivery]: id,
-        [HOOK_HEADERS.subscription]: r.id,
+        [HOOK_HEADERS.subscription]: subscriptionHeader,
       };
       if (r.hmacSecret) {
         try {
@@ -145,6 +184,9 @@ export class DeliveryService {
             throw new TypeError(
               `the signer returned ${typeof signature === 'string' ? 'an empty string' : typeof signature}, not a signature string`,
             );
+          }
+          if (!SIGNATURE.test(signature)) {
+            throw new TypeError('the signature holds characters outside printable ASCII');
           }
           request.headers[HOOK_HEADERS.hmac] = signature;
         } catch (err) {
@@ -169,11 +211,26 @@ export class DeliveryService {
     });
   }
 
+  /** The body for one content type, or why it cannot be encoded (size is checked by the caller). */
+  private encode(env: EventEnvelope, contentType: string): Buffer | Error {
+    const codec = this.options.codecs[contentType];
+    if (!codec) return new PayloadError(messages.noCodec(contentType));
+    try {
+      const encoded = codec(env.body);
+      if (typeof encoded !== 'string' && !Buffer.isBuffer(encoded))
+        throw new TypeError('it returned neither a string nor a Buffer');
+      return typeof encoded === 'string' ? Buffer.from(encoded) : encoded;
+    } catch (err) {
+      // a broken codec fails the recipients of its content type only
+      return new PayloadError(messages.codecFailed(contentType, asError(err).message));
+    }
+  }
+
   /**
    * Makes one attempt; never throws: the outcome says whether it worked and whether to retry. With `allowRedirects`,
    * 301/302/303/307/308 answers are followed up to `maxRedirects` hops, each re-sending the same POST (same body,
-   * same headers; credentials dropped when the origin changes) through the transport, which validates every hop's
-   * address like the first. A redirect from https to http, or to a non-http(s) URL, is refused.
+   * same headers; only the generated ones once the origin changes) through the transport, which validates every
+   * hop's address like the first. A redirect from https to http, or to a non-http(s) URL, is refused.
    */
   async attempt(req: DeliveryRequest): Promise<AttemptOutcome> {
     req.attempts++;
@@ -202,7 +259,9 @@ export class DeliveryService {
                 { url: `${next.protocol}//${next.host}`, rule: `redirect: ${refused}` },
               );
             }
-            if (next.origin !== new URL(req.url).origin) headers = withoutCredentials(req.headers);
+            if (next.origin !== new URL(req.url).origin) {
+              headers = { ...generatedOnly(req.headers), 'User-Agent': this.userAgent };
+            }
             url = next.href;
             continue;
           }
@@ -235,8 +294,18 @@ export class DeliveryService {
 
 // Statuses that carry a Location to follow (300, 304 and 305 do not).
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
-// Dropped on a redirect to another origin, as browsers and fetch do.
-const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
+// What is still sent after a redirect to another origin: the headers nestjs-thorn generates (and its own User-Agent).
+// Custom headers (`webhookHeaders()`, `send({ headers })`) are dropped: an API key or token is meant for the
+// subscriber's origin, and the other origin was chosen by whoever answered the first request.
+const GENERATED_HEADERS = new Set(
+  [
+    ...Object.values(HOOK_HEADERS),
+    'content-type',
+    'webhook-id',
+    'webhook-timestamp',
+    'webhook-signature',
+  ].map((h) => h.toLowerCase()),
+);
 
 function redirectTarget(from: string, location: string | string[] | undefined): URL | null {
   const value = Array.isArray(location) ? location[0] : location;
@@ -256,10 +325,8 @@ function refusedRedirect(from: string, to: URL): string | null {
   return null;
 }
 
-function withoutCredentials(headers: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(headers).filter(([k]) => !CREDENTIAL_HEADERS.has(k.toLowerCase())),
-  );
+function generatedOnly(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).filter(([k]) => GENERATED_HEADERS.has(k.toLowerCase())));
 }
 
 function originOf(url: string): string {

@@ -6,6 +6,18 @@ export class PayloadError extends Error {
   }
 }
 
+/**
+ * Sets `obj[key]` as an own property, `__proto__` included: assigning `obj['__proto__']` would replace the object's
+ * prototype instead, and the key would vanish from the JSON body.
+ */
+export function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') {
+    Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+  } else {
+    obj[key] = value;
+  }
+}
+
 function isDecimalLike(v: object): boolean {
   // decimal.js, big.js, bignumber.js and Prisma/TypeORM decimal wrappers all expose these two.
   const o = v as { toFixed?: unknown; constructor?: { name?: string } };
@@ -61,7 +73,7 @@ export function toJsonSafe(value: unknown, path = 'data', seen: Set<object> = ne
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(obj)) {
       const enc = toJsonSafe(v, `${path}.${k}`, seen);
-      if (enc !== undefined) out[k] = enc;
+      if (enc !== undefined) setOwn(out, k, enc);
     }
     return out;
   } finally {

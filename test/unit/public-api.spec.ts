@@ -31,6 +31,7 @@ const RUNTIME_EXPORTS = [
   'defaultRecipientValidators',
   'ensurePort',
   'ensureProtocol',
+  'escapeEventWord',
   'formCodec',
   'getModelEvents',
   'jsonCodec',
