@@ -1,17 +1,18 @@
 import { Logger } from '@nestjs/common';
-import { createHmac, randomUUID } from 'node:crypto';
-import type { DeliveryRequest, EventEnvelope } from '../events/envelope.js';
-import { PayloadError } from '../events/payload.js';
+import { randomUUID } from 'node:crypto';
+import type { EventEnvelope } from '../events/envelope.js';
 import { messages } from '../messages.js';
 import { resolveSubscribers } from '../subscriptions/static-subscribers.js';
-import type { Recipient } from '../subscriptions/recipient.js';
 import type { SubscriptionStore } from '../subscriptions/subscription.store.js';
 import { HOOK_HEADERS } from '../thorn.constants.js';
 import type { ResolvedThornOptions } from '../thorn-options.js';
 import { customHeaderProblem, encodeHeaderValue } from './headers.js';
 import { asError, redactUrl } from './io.js';
+import { PayloadError } from './payload-error.js';
+import type { DeliveryRequest, Recipient } from './request.js';
 import { judgeError, judgeResponse, type AttemptVerdict } from './retry.js';
 import { SecurityError } from './security-error.js';
+import { standardWebhooksSignature } from './signing.js';
 import type { Transport, TransportResponse } from './transport.js';
 
 /** Result of one attempt of one delivery. */
@@ -196,14 +197,10 @@ export class DeliveryService {
           };
         }
         if (this.options.standardWebhooks) {
-          const signed = createHmac('sha256', r.hmacSecret)
-            .update(`${id}.${timestamp}.`)
-            .update(body)
-            .digest('base64');
           Object.assign(request.headers, {
             'webhook-id': id,
             'webhook-timestamp': timestamp,
-            'webhook-signature': `v1,${signed}`,
+            'webhook-signature': standardWebhooksSignature(id, timestamp, r.hmacSecret, body),
           });
         }
       }

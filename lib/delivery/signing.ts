@@ -20,6 +20,19 @@ export function toDigest(d: string): HmacDigest {
 export const sign: HmacSigner = (digest, secret, message) =>
   createHmac(toDigest(digest), secret).update(message).digest('base64');
 
+/**
+ * The Standard Webhooks `webhook-signature` value (`v1,` + Base64 HMAC-SHA256 of `id.timestamp.body`). The message id
+ * is part of what is signed, so the delivery id must be final before this is called.
+ */
+export function standardWebhooksSignature(
+  id: string,
+  timestamp: string,
+  secret: string,
+  body: string | Buffer,
+): string {
+  return `v1,${createHmac('sha256', secret).update(`${id}.${timestamp}.`).update(body).digest('base64')}`;
+}
+
 // Standard Base64 with its padding: the only form `sign()` produces.
 const CANONICAL_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 

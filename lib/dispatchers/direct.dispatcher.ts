@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { AttemptOutcome, DeliveryService } from '../delivery/delivery.service.js';
 import { redactUrl } from '../delivery/io.js';
 import { ConcurrencyLimit } from './concurrency-limit.js';
-import { retryDelayFor } from '../delivery/retry.js';
+import { nextRetry } from '../delivery/retry.js';
 import type {
   DeliveryCallbacks,
   DeliveryRequest,
@@ -107,15 +107,8 @@ export class DirectDispatcher implements Dispatcher {
   /** Schedules a retry or runs the final callback; returns whether a retry was scheduled. */
   private settle(req: DeliveryRequest, outcome: AttemptOutcome, callbacks?: DeliveryCallbacks): boolean {
     const { verdict } = outcome;
-    const retriesDone = req.attempts - 1;
-    if (
-      !verdict.ok &&
-      verdict.retryable &&
-      req.settings.retry &&
-      retriesDone < req.settings.retryMax &&
-      !this.closed
-    ) {
-      const delay = retryDelayFor(req.settings, retriesDone + 1, verdict.retryAfter);
+    const delay = this.closed ? undefined : nextRetry(req, verdict);
+    if (delay !== undefined) {
       this.schedule(delay, () => {
         void this.limit.run(() => this.delivery.attempt(req)).then((o) => this.settle(req, o, callbacks));
       });

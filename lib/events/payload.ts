@@ -1,10 +1,7 @@
-/** Thrown by `send()` when the payload cannot be encoded; no request has been made. */
-export class PayloadError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'PayloadError';
-  }
-}
+import { PayloadError } from '../delivery/payload-error.js';
+
+// defined in delivery/ (the bottom layer, which throws it too); exported from here as before
+export { PayloadError };
 
 /**
  * Sets `obj[key]` as an own property, `__proto__` included: assigning `obj['__proto__']` would replace the object's

@@ -4,6 +4,7 @@ import {
   randomSecret,
   SECRET_ALPHABET,
   sign,
+  standardWebhooksSignature,
   toDigest,
   verify,
 } from '../../lib/delivery/signing.js';
@@ -85,5 +86,13 @@ describe('signing (SPEC §5 vectors)', () => {
     expect([...a].every((c) => SECRET_ALPHABET.includes(c))).toBe(true);
     expect(SECRET_ALPHABET).not.toMatch(/["']/);
     expect(randomSecret(10)).toHaveLength(10);
+  });
+});
+
+describe('standardWebhooksSignature', () => {
+  it('is v1, + Base64 HMAC-SHA256 of "id.timestamp.body" (vector from openssl dgst)', () => {
+    const expected = 'v1,Tkh0E8lODZahIEv4rKxbtNs85WlSICuzz5IebtVbKcE=';
+    expect(standardWebhooksSignature('msg_1', '1700000000', 'KEY', '{"a":1}')).toBe(expected);
+    expect(standardWebhooksSignature('msg_1', '1700000000', 'KEY', Buffer.from('{"a":1}'))).toBe(expected);
   });
 });

@@ -6,7 +6,7 @@ import type { ModuleRef } from '@nestjs/core';
 import type Bull from 'bull';
 import { randomUUID } from 'node:crypto';
 import type { AttemptOutcome, DeliveryService } from '../../delivery/delivery.service.js';
-import { retryDelayFor } from '../../delivery/retry.js';
+import { nextRetry } from '../../delivery/retry.js';
 import type { EventEnvelope, SendResult } from '../../events/envelope.js';
 import { PayloadError, toJsonSafe } from '../../events/payload.js';
 import { messages } from '../../messages.js';
@@ -410,11 +410,9 @@ export class BullDispatcher implements Dispatcher {
 
   /** Enqueues a delayed retry (same id, headers and body) or logs the final failure. */
   private async settle(req: QueuedRequest, outcome: AttemptOutcome): Promise<'ok' | 'retrying' | 'failed'> {
-    const { verdict } = outcome;
-    if (verdict.ok) return 'ok';
-    const retriesDone = req.attempts - 1;
-    if (verdict.retryable && req.settings.retry && retriesDone < req.settings.retryMax) {
-      const delay = retryDelayFor(req.settings, retriesDone + 1, verdict.retryAfter);
+    if (outcome.verdict.ok) return 'ok';
+    const delay = nextRetry(req, outcome.verdict);
+    if (delay !== undefined) {
       // the job id makes a rerun of this chunk (after a crash) find the retry already scheduled
       await this.queue.add(JOB.retry, toWire([req]), { jobId: `${req.id}:${req.attempts}`, delay });
       return 'retrying';

@@ -1,5 +1,6 @@
 // What crosses the Bull queue, and the pure helpers around it (no `bull` import: unit-testable without Redis).
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { standardWebhooksSignature } from '../../delivery/signing.js';
 import type { DeliveryRequest } from '../../events/envelope.js';
 import type { Recipient } from '../../subscriptions/recipient.js';
 import {
@@ -119,12 +120,8 @@ export function useStableIds(eventId: string, requests: DeliveryRequest[], recip
     // Standard Webhooks signs the id: sign again with the new one
     const ts = req.headers['webhook-timestamp'];
     if (req.headers['webhook-id'] !== undefined && ts !== undefined && r.hmacSecret) {
-      const signed = createHmac('sha256', r.hmacSecret)
-        .update(`${id}.${ts}.`)
-        .update(req.body)
-        .digest('base64');
       req.headers['webhook-id'] = id;
-      req.headers['webhook-signature'] = `v1,${signed}`;
+      req.headers['webhook-signature'] = standardWebhooksSignature(id, ts, r.hmacSecret, req.body);
     }
   });
 }
