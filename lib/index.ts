@@ -87,8 +87,15 @@ export {
 } from './delivery/validators.js';
 export { SecurityError } from './delivery/security-error.js';
 
-// delivery and dispatchers (custom dispatchers use DeliveryService)
-export { DeliveryService, type AttemptOutcome } from './delivery/delivery.service.js';
+// delivery and dispatchers (custom dispatchers use RecipientResolver and DeliveryService)
+export { RecipientResolver, type RecipientQuery } from './subscriptions/recipient.resolver.js';
+export {
+  DeliveryService,
+  type AttemptOutcome,
+  type DeliveryHooks,
+  type EncodedBodies,
+  type PrepareOptions,
+} from './delivery/delivery.service.js';
 export type { AttemptVerdict } from './delivery/retry.js';
 export {
   DeliveryTimeoutError,

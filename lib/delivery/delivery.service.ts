@@ -1,15 +1,12 @@
 import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import type { EventEnvelope } from '../events/envelope.js';
 import { messages } from '../messages.js';
-import { resolveSubscribers } from '../subscriptions/static-subscribers.js';
-import type { SubscriptionStore } from '../subscriptions/subscription.store.js';
 import { HOOK_HEADERS } from '../thorn.constants.js';
 import type { ResolvedThornOptions } from '../thorn-options.js';
 import { customHeaderProblem, encodeHeaderValue } from './headers.js';
 import { asError, redactUrl } from './io.js';
 import { PayloadError } from './payload-error.js';
-import type { DeliveryRequest, Recipient } from './request.js';
+import type { DeliveryEvent, DeliveryRequest, Recipient } from './request.js';
 import { judgeError, judgeResponse, type AttemptVerdict } from './retry.js';
 import { SecurityError } from './security-error.js';
 import { standardWebhooksSignature } from './signing.js';
@@ -24,6 +21,26 @@ export interface AttemptOutcome {
 
 /** An event's bodies per content type, encoded once: the bytes, or why that content type cannot be encoded. */
 export type EncodedBodies = Map<string, Buffer | Error>;
+
+/** How `prepare()` builds an event's requests. */
+export interface PrepareOptions {
+  /**
+   * The delivery id (`Hook-Delivery`, and the Standard Webhooks `webhook-id` it signs) of each recipient's request,
+   * called once per recipient, in order. Default: a random UUID. The bull dispatcher derives stable ids from the event.
+   */
+  idFor?: (recipient: Recipient, index: number) => string;
+  /** Bodies already encoded (`jsonBody()`); the ones `prepare()` encodes are added. */
+  bodies?: EncodedBodies;
+}
+
+/** What the creator of a `DeliveryService` is told about (the module passes its own). */
+export interface DeliveryHooks {
+  /**
+   * A stored subscription's receiver answered 410 Gone: the module deletes the subscription. Awaited before the
+   * attempt's outcome is returned; a throw is logged.
+   */
+  onGone?: (subscriptionId: string, request: DeliveryRequest) => void | Promise<void>;
+}
 
 const EMPTY = Buffer.alloc(0);
 const JSON_TYPE = 'application/json';
@@ -49,8 +66,8 @@ const RESERVED = new Set(
 );
 
 /**
- * The delivery pipeline shared by every dispatcher: recipients for an event, one signed request per recipient, and
- * one attempt of a request (following redirects only when allowed).
+ * The delivery pipeline shared by every dispatcher: one signed request per recipient (recipients come from
+ * `RecipientResolver`), and one attempt of a request (following redirects only when allowed).
  */
 export class DeliveryService {
   private readonly logger = new Logger('Thorn');
@@ -58,40 +75,11 @@ export class DeliveryService {
 
   constructor(
     readonly options: ResolvedThornOptions,
-    readonly store: SubscriptionStore | null,
     readonly transport: Transport,
+    private readonly hooks: DeliveryHooks = {},
   ) {
     // lone surrogates (which no header can carry) become U+FFFD
     this.userAgent = encodeHeaderValue(options.userAgent.replace(/\p{Cs}/gu, '\uFFFD'));
-  }
-
-  /** Static subscribers, then stored subscriptions, then the event's own, in that order. */
-  async recipients(
-    env: Pick<EventEnvelope, 'name' | 'sender' | 'ownerlessOnly' | 'context' | 'subscribers'>,
-  ): Promise<Recipient[]> {
-    const ctx = { ...env.context, sender: env.sender ?? undefined };
-    const secret = this.options.defaultHmacSecret;
-    // a broken static or per-event subscriber (a callback that throws, an unknown shape) is logged and skipped;
-    // a database error is not: it rejects, so the caller (or the bull job's retry) knows the event was not served
-    const onError = (pattern: string, err: unknown) =>
-      this.logger.error(`Subscriber for "${pattern}" skipped for ${env.name}: ${asError(err).message}`);
-    const none = Promise.resolve([] as Recipient[]);
-    const [statics, stored, own] = await Promise.all([
-      resolveSubscribers(this.options.subscribers, env.name, ctx, {
-        defaultHmacSecret: secret,
-        source: 'static',
-        onError,
-      }),
-      this.store ? this.store.find(env.name, env.sender, env.ownerlessOnly) : none,
-      env.subscribers
-        ? resolveSubscribers(env.subscribers, env.name, ctx, {
-            defaultHmacSecret: secret,
-            source: 'event',
-            onError,
-          })
-        : none,
-    ]);
-    return [...statics, ...stored, ...own];
   }
 
   /**
@@ -99,7 +87,7 @@ export class DeliveryService {
    * `send()` then fails before any request, as with the bull dispatcher. Pass the result to `prepare()`, which reuses
    * the bytes.
    */
-  jsonBody(env: EventEnvelope): EncodedBodies {
+  jsonBody(env: Pick<DeliveryEvent, 'name' | 'body'>): EncodedBodies {
     const bodies: EncodedBodies = new Map();
     if (!this.options.codecs[JSON_TYPE]) return bodies;
     const json = this.encode(env, JSON_TYPE);
@@ -111,11 +99,14 @@ export class DeliveryService {
   }
 
   /**
-   * Builds one request per recipient; the body is encoded once per content type and signed over those bytes. Never
-   * throws: a recipient whose request cannot be built (no codec, a codec that fails, a body over `maxPayloadSize`, a
-   * signer that throws, a header that cannot be sent) gets a request with `failure` set, and only it fails.
+   * Builds one request per recipient, in order; the body is encoded once per content type and signed over those
+   * bytes, each request under its final id (`idFor`). Never throws: a recipient whose request cannot be built (no
+   * codec, a codec that fails, a body over `maxPayloadSize`, a signer that throws, a header that cannot be sent) gets a
+   * request with `failure` set, and only it fails.
    */
-  prepare(env: EventEnvelope, recipients: Recipient[], bodies: EncodedBodies = new Map()): DeliveryRequest[] {
+  prepare(env: DeliveryEvent, recipients: Recipient[], options: PrepareOptions = {}): DeliveryRequest[] {
+    const bodies = options.bodies ?? new Map<string, Buffer | Error>();
+    const idFor = options.idFor ?? randomId;
     const extra: Record<string, string> = {};
     let headerFailure: Error | undefined;
     for (const [k, v] of Object.entries(env.headers)) {
@@ -131,8 +122,8 @@ export class DeliveryService {
     } catch {
       headerFailure ??= new PayloadError(messages.malformedName(env.name));
     }
-    return recipients.map((r) => {
-      const id = randomUUID();
+    return recipients.map((r, i) => {
+      const id = idFor(r, i);
       const request: DeliveryRequest = {
         id,
         event: env.name,
@@ -209,7 +200,7 @@ export class DeliveryService {
   }
 
   /** The body for one content type, or why it cannot be encoded (size is checked by the caller). */
-  private encode(env: EventEnvelope, contentType: string): Buffer | Error {
+  private encode(env: Pick<DeliveryEvent, 'body'>, contentType: string): Buffer | Error {
     const codec = this.options.codecs[contentType];
     if (!codec) return new PayloadError(messages.noCodec(contentType));
     try {
@@ -264,7 +255,7 @@ export class DeliveryService {
           }
         }
         const verdict = judgeResponse(response);
-        if (verdict.gone && req.source === 'stored') await this.unsubscribe(req);
+        if (verdict.gone && req.source === 'stored') await this.gone(req);
         return {
           verdict,
           response,
@@ -277,16 +268,19 @@ export class DeliveryService {
     }
   }
 
-  private async unsubscribe(req: DeliveryRequest): Promise<void> {
+  /** Tells the creator a stored subscription's receiver is gone; `attempt()` still never throws. */
+  private async gone(req: DeliveryRequest): Promise<void> {
+    if (!this.hooks.onGone) return;
     try {
-      await this.store?.remove(req.subscription);
-      this.logger.log(`Subscription ${req.subscription} deleted: ${redactUrl(req.url)} answered 410 Gone`);
+      await this.hooks.onGone(req.subscription, req);
     } catch (err) {
-      this.logger.error(
-        `Could not delete subscription ${req.subscription} after 410 Gone: ${(err as Error).message}`,
-      );
+      this.logger.error(`onGone for subscription ${req.subscription} threw: ${asError(err).message}`);
     }
   }
+}
+
+function randomId(): string {
+  return randomUUID();
 }
 
 // Statuses that carry a Location to follow (300, 304 and 305 do not).

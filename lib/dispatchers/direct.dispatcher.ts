@@ -10,6 +10,7 @@ import type {
   EventEnvelope,
   SendResult,
 } from '../events/envelope.js';
+import type { RecipientResolver } from '../subscriptions/recipient.resolver.js';
 import type { Dispatcher } from './dispatcher.js';
 
 // The longest delay setTimeout honours; it fires longer ones after 1 ms.
@@ -32,17 +33,18 @@ export class DirectDispatcher implements Dispatcher {
 
   constructor(
     private readonly delivery: DeliveryService,
+    private readonly recipients: RecipientResolver,
     private readonly concurrency: number,
   ) {
     this.limit = new ConcurrencyLimit(concurrency);
   }
 
   async dispatch(envelope: EventEnvelope): Promise<SendResult> {
-    const recipients = await this.delivery.recipients(envelope);
+    const recipients = await this.recipients.resolve(envelope);
     if (!recipients.length) return { event: envelope.name, deliveries: [] };
     // a JSON body over maxPayloadSize rejects send(); any other recipient that can't be encoded fails alone
     const bodies = this.delivery.jsonBody(envelope);
-    const requests = this.delivery.prepare(envelope, recipients, bodies);
+    const requests = this.delivery.prepare(envelope, recipients, { bodies });
     const deliveries = await Promise.all(requests.map((r) => this.deliver(r, envelope.callbacks)));
     return { event: envelope.name, deliveries };
   }

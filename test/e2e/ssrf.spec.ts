@@ -638,7 +638,7 @@ describe.each(KINDS)('redirect from https to http, %s transport', (kind) => {
         allowRedirects: true,
         recipientValidators: [blockInternalIps({ allow: ['127.0.0.1/32'] })],
       });
-      const delivery = new DeliveryService(options, null, transport);
+      const delivery = new DeliveryService(options, transport);
       const port = (tls.server.address() as AddressInfo).port;
       tls.handle = (path, res) => {
         res.writeHead(302, { location: path === '/start' ? '/same-scheme' : `http://127.0.0.1:${P}/plain` });

@@ -19,6 +19,7 @@ const RUNTIME_EXPORTS = [
   'ModelEventEmitter',
   'PayloadError',
   'Q',
+  'RecipientResolver',
   'SecurityError',
   'Subscriber',
   'THORN_OPTIONS',
