@@ -126,3 +126,6 @@ export {
   type AttemptVerdict,
 } from './delivery/retry.js';
 export { ModelEventEmitter } from './typeorm/model-event.emitter.js';
+
+// operations (SPEC §13): OpenTelemetry metric and attribute names
+export { THORN_TELEMETRY } from './telemetry/telemetry.names.js';

@@ -85,6 +85,8 @@ export interface ThornModuleOptions extends Partial<DeliverySettings> {
   bull?: string | ThornBullOptions;
   /** With dispatcher 'bull': also process queued jobs in this app (default true); false = producer only. */
   worker?: boolean;
+  /** Send the trace context (`traceparent`) to receivers (default false: they are third parties). */
+  propagateTraceContext?: boolean;
 }
 
 /** Module options with every default applied, validated once at start-up. */
@@ -114,6 +116,7 @@ export interface ResolvedThornOptions extends DeliverySettings {
   transport: TransportOption;
   bull?: string | ThornBullOptions;
   worker: boolean;
+  propagateTraceContext: boolean;
 }
 
 const KNOWN = new Set([
@@ -148,6 +151,7 @@ const KNOWN = new Set([
   'transport',
   'bull',
   'worker',
+  'propagateTraceContext',
   // module extras, validated by the module definition
   'isGlobal',
   'controller',
@@ -279,6 +283,7 @@ export function resolveThornOptions(o: ThornModuleOptions = {}): ResolvedThornOp
     transport,
     bull: o.bull,
     worker: bool(o, 'worker', true),
+    propagateTraceContext: bool(o, 'propagateTraceContext', false),
   };
 }
 

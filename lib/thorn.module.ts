@@ -12,6 +12,7 @@ import { modelEventProviders } from './typeorm/model-events.providers.js';
 import { SubscriptionStore } from './subscriptions/subscription.store.js';
 import { THORN_OPTIONS } from './thorn.constants.js';
 import { ConfigurableThornModule, THORN_MODULE_OPTIONS } from './thorn.module-definition.js';
+import { operationsProviders } from './thorn.operations.js';
 import { resolveThornOptions, type ResolvedThornOptions, type ThornModuleOptions } from './thorn-options.js';
 
 /** Webhooks for NestJS: `ThornModule.forRoot(options)` or `ThornModule.forRootAsync({ useFactory, inject })`. */
@@ -42,6 +43,7 @@ import { resolveThornOptions, type ResolvedThornOptions, type ThornModuleOptions
     },
     EventService,
     ...modelEventProviders,
+    ...operationsProviders,
   ],
   exports: [EventService, DeliveryService, Dispatcher, ModelEventEmitter, THORN_OPTIONS],
 })

@@ -8,6 +8,7 @@ import { createDispatcher } from '../dispatchers/dispatcher.factory.js';
 import type { ThornQueueStats } from '../dispatchers/bull/bull.types.js';
 import type { Recipient, SubscriberSpec, SubscribersOption } from '../subscriptions/recipient.js';
 import { hasUnsignedStatic } from '../subscriptions/static-subscribers.js';
+import { traceSend } from '../telemetry/telemetry.js';
 import { THORN_OPTIONS } from '../thorn.constants.js';
 import { messages } from '../messages.js';
 import {
@@ -86,7 +87,7 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
       buffer.hold({ envelope, dispatcher });
       return { event: name, deliveries: [], buffered: true };
     }
-    return dispatcher.dispatch(envelope);
+    return traceSend(name, () => dispatcher.dispatch(envelope));
   }
 
   /**
