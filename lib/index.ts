@@ -127,5 +127,11 @@ export {
 } from './delivery/retry.js';
 export { ModelEventEmitter } from './typeorm/model-event.emitter.js';
 
-// operations (SPEC §13): OpenTelemetry metric and attribute names
+// operations (SPEC §13): OpenTelemetry names, the terminus health indicator (OpenAPI needs no export)
 export { THORN_TELEMETRY } from './telemetry/telemetry.names.js';
+export {
+  ThornHealthIndicator,
+  type ThornHealthOptions,
+  type ThornHealthResult,
+  type ThornHealthComponent,
+} from './health/thorn.health.js';

@@ -7,6 +7,7 @@ import { createTransport } from './delivery/transport.factory.js';
 import { Dispatcher } from './dispatchers/dispatcher.js';
 import { createDispatcher } from './dispatchers/dispatcher.factory.js';
 import { EventService } from './events/event.service.js';
+import { ThornHealthIndicator } from './health/thorn.health.js';
 import { ModelEventEmitter } from './typeorm/model-event.emitter.js';
 import { modelEventProviders } from './typeorm/model-events.providers.js';
 import { SubscriptionStore } from './subscriptions/subscription.store.js';
@@ -45,6 +46,13 @@ import { resolveThornOptions, type ResolvedThornOptions, type ThornModuleOptions
     ...modelEventProviders,
     ...operationsProviders,
   ],
-  exports: [EventService, DeliveryService, Dispatcher, ModelEventEmitter, THORN_OPTIONS],
+  exports: [
+    EventService,
+    DeliveryService,
+    Dispatcher,
+    ModelEventEmitter,
+    THORN_OPTIONS,
+    ThornHealthIndicator,
+  ],
 })
 export class ThornModule extends ConfigurableThornModule {}
