@@ -1,6 +1,8 @@
 import type { Provider } from '@nestjs/common';
+import { describeHooksApi, THORN_OPENAPI } from './api/openapi/hooks.openapi.js';
 import { ThornQueueMetrics } from './dispatchers/queue-metrics.js';
 import { ThornHealthIndicator } from './health/thorn.health.js';
+import { THORN_EXTRAS, type ResolvedThornExtras } from './thorn.module-definition.js';
 
 /**
  * ThornModule's operations providers (SPEC §13): the `/hooks` OpenAPI metadata when `@nestjs/swagger` is installed
@@ -8,6 +10,11 @@ import { ThornHealthIndicator } from './health/thorn.health.js';
  * terminus health indicator (exported). None of them loads an optional package unless the app has it.
  */
 export const operationsProviders: Provider[] = [
+  {
+    provide: THORN_OPENAPI,
+    useFactory: (extras: ResolvedThornExtras) => (extras.controller ? describeHooksApi() : false),
+    inject: [THORN_EXTRAS],
+  },
   ThornQueueMetrics,
   ThornHealthIndicator,
 ];
