@@ -41,7 +41,7 @@ interface Instruments {
   deliveries: Counter;
   attemptDuration: Histogram;
 }
-const instruments = new WeakMap<object, Instruments>();
+const instruments = new WeakMap<object, Instruments | null>();
 
 function tracerOf(api: Api): Tracer {
   const provider = api.trace.getTracerProvider();
@@ -53,30 +53,39 @@ function tracerOf(api: Api): Tracer {
   return tracer;
 }
 
-function instrumentsOf(api: Api): Instruments {
+/** The instruments of the registered meter provider; null when it is the API's no-op (no SDK): nothing to record. */
+function instrumentsOf(api: Api): Instruments | null {
   const provider = api.metrics.getMeterProvider();
   let i = instruments.get(provider);
-  if (!i) {
+  if (i === undefined) {
     const meter = provider.getMeter(SCOPE, THORN_VERSION);
-    i = {
-      events: meter.createCounter(THORN_TELEMETRY.metrics.events, {
-        description: 'Events sent (send() calls that reached a dispatcher)',
-        unit: '{event}',
-      }),
-      deliveries: meter.createCounter(THORN_TELEMETRY.metrics.deliveries, {
-        description:
-          'Deliveries that reached their final outcome (succeeded, failed after its retries, or gone)',
-        unit: '{delivery}',
-      }),
-      attemptDuration: meter.createHistogram(THORN_TELEMETRY.metrics.attemptDuration, {
-        description: 'Duration of one delivery attempt (redirect hops included)',
-        unit: 's',
-        advice: { explicitBucketBoundaries: DURATION_BUCKETS },
-      }),
-    };
+    i =
+      meter === api.createNoopMeter()
+        ? null
+        : {
+            events: meter.createCounter(THORN_TELEMETRY.metrics.events, {
+              description: 'Events sent (send() calls that reached a dispatcher)',
+              unit: '{event}',
+            }),
+            deliveries: meter.createCounter(THORN_TELEMETRY.metrics.deliveries, {
+              description:
+                'Deliveries that reached their final outcome (succeeded, failed after its retries, or gone)',
+              unit: '{delivery}',
+            }),
+            attemptDuration: meter.createHistogram(THORN_TELEMETRY.metrics.attemptDuration, {
+              description: 'Duration of one delivery attempt (redirect hops included)',
+              unit: 's',
+              advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+            }),
+          };
     instruments.set(provider, i);
   }
   return i;
+}
+
+/** A span nobody records and no context carries (the API without an SDK): skip the work around it. */
+function isInert(api: Api, span: Span): boolean {
+  return !span.isRecording() && !api.trace.isSpanContextValid(span.spanContext());
 }
 
 /** What a send reports back (the dispatcher's `SendResult`, structurally). */
@@ -93,13 +102,19 @@ export interface SendSummary {
 export async function traceSend<T extends SendSummary>(event: string, run: () => Promise<T>): Promise<T> {
   const api = otelApi();
   if (!api) return run();
-  const attributes: Attributes = {
+  const span = tracerOf(api).startSpan(`send ${event}`, { kind: api.SpanKind.PRODUCER });
+  const counted = () => instrumentsOf(api)?.events.add(1, { [THORN_TELEMETRY.attributes.event]: event });
+  if (isInert(api, span)) {
+    const result = await run();
+    counted();
+    return result;
+  }
+  span.setAttributes({
     [THORN_TELEMETRY.attributes.event]: event,
     'messaging.system': SCOPE,
     'messaging.operation.type': 'send',
     'messaging.destination.name': event,
-  };
-  const span = tracerOf(api).startSpan(`send ${event}`, { kind: api.SpanKind.PRODUCER, attributes });
+  });
   try {
     const result = await api.context.with(api.trace.setSpan(api.context.active(), span), run);
     span.setAttributes({
@@ -108,7 +123,7 @@ export async function traceSend<T extends SendSummary>(event: string, run: () =>
     });
     if (result.queued) span.setAttribute(THORN_TELEMETRY.attributes.queued, true);
     if (result.buffered) span.setAttribute(THORN_TELEMETRY.attributes.buffered, true);
-    instrumentsOf(api).events.add(1, { [THORN_TELEMETRY.attributes.event]: event });
+    counted();
     return result;
   } catch (err) {
     failSpan(api, span, err);
@@ -143,19 +158,22 @@ export async function traceHttp<R extends { status: number }>(
 ): Promise<R> {
   const api = otelApi();
   if (!api) return send(headers);
-  const target = urlParts(info.url);
-  const attributes: Attributes = {
-    'http.request.method': 'POST',
-    'url.full': target.full,
-    'url.scheme': target.scheme,
-    'server.address': target.host,
-    'server.port': target.port,
-    [THORN_TELEMETRY.attributes.event]: info.event,
-    [THORN_TELEMETRY.attributes.delivery]: info.delivery,
-    [THORN_TELEMETRY.attributes.subscription]: info.subscription,
-  };
-  if (info.resendCount > 0) attributes['http.request.resend_count'] = info.resendCount;
-  const span = tracerOf(api).startSpan('POST', { kind: api.SpanKind.CLIENT, attributes });
+  const span = tracerOf(api).startSpan('POST', { kind: api.SpanKind.CLIENT });
+  if (isInert(api, span)) return send(headers);
+  if (span.isRecording()) {
+    const target = urlParts(info.url);
+    span.setAttributes({
+      'http.request.method': 'POST',
+      'url.full': target.full,
+      'url.scheme': target.scheme,
+      'server.address': target.host,
+      'server.port': target.port,
+      [THORN_TELEMETRY.attributes.event]: info.event,
+      [THORN_TELEMETRY.attributes.delivery]: info.delivery,
+      [THORN_TELEMETRY.attributes.subscription]: info.subscription,
+    });
+    if (info.resendCount > 0) span.setAttribute('http.request.resend_count', info.resendCount);
+  }
   const ctx = api.trace.setSpan(api.context.active(), span);
   try {
     const response = await api.context.with(ctx, () =>
@@ -198,7 +216,8 @@ export async function observeAttempt<O extends AttemptSummary>(
   run: () => Promise<O>,
 ): Promise<O> {
   const api = otelApi();
-  if (!api) return run();
+  const i = api && instrumentsOf(api);
+  if (!i) return run();
   const started = performance.now();
   const outcome = await run();
   const seconds = (performance.now() - started) / 1000;
@@ -212,7 +231,6 @@ export async function observeAttempt<O extends AttemptSummary>(
   };
   if (outcome.response) attributes['http.response.status_code'] = outcome.response.status;
   if (!verdict.ok) attributes['error.type'] = errorType(outcome);
-  const i = instrumentsOf(api);
   i.attemptDuration.record(seconds, attributes);
   if (result !== 'retrying') {
     i.deliveries.add(1, {
