@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { DeliveryService } from './delivery/delivery.service.js';
 import { Dispatcher } from './dispatchers/dispatcher.js';
 import { EventService } from './events/event.service.js';
+import { ThornHealthIndicator } from './health/thorn.health.js';
 import { ModelEventEmitter } from './typeorm/model-event.emitter.js';
 import { modelEventProviders } from './typeorm/model-events.providers.js';
 import { SubscriptionStore } from './subscriptions/subscription.store.js';
@@ -9,6 +10,7 @@ import { THORN_OPTIONS, THORN_TRANSPORT } from './thorn.constants.js';
 import { ConfigurableThornModule } from './thorn.module-definition.js';
 import { ThornResources } from './thorn.resources.js';
 import type { ResolvedThornOptions } from './thorn-options.js';
+import { operationsProviders } from './thorn.operations.js';
 
 /** Webhooks for NestJS: `ThornModule.forRoot(options)` or `ThornModule.forRootAsync({ useFactory, inject })`. */
 @Module({
@@ -37,7 +39,15 @@ import type { ResolvedThornOptions } from './thorn-options.js';
     },
     EventService,
     ...modelEventProviders,
+    ...operationsProviders,
   ],
-  exports: [EventService, DeliveryService, Dispatcher, ModelEventEmitter, THORN_OPTIONS],
+  exports: [
+    EventService,
+    DeliveryService,
+    Dispatcher,
+    ModelEventEmitter,
+    THORN_OPTIONS,
+    ThornHealthIndicator,
+  ],
 })
 export class ThornModule extends ConfigurableThornModule {}

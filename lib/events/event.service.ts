@@ -6,6 +6,7 @@ import type { Recipient, SubscriberSpec, SubscribersOption } from '../subscripti
 import { hasUnsignedStatic } from '../subscriptions/static-subscribers.js';
 import { InjectThornOptions } from '../thorn.decorators.js';
 import { ThornResources } from '../thorn.resources.js';
+import { traceSend } from '../telemetry/telemetry.js';
 import { messages } from '../messages.js';
 import {
   deliveryOverrides,
@@ -82,7 +83,7 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
       buffer.hold({ envelope, dispatcher });
       return { event: name, deliveries: [], buffered: true };
     }
-    return dispatcher.dispatch(envelope);
+    return traceSend(name, () => dispatcher.dispatch(envelope));
   }
 
   /**
