@@ -23,7 +23,9 @@ async function once(receiverUrl, mode, total) {
  * no-op callbacks, against the same callbacks called bare — what the hooks add per delivery, free of network noise.
  */
 export async function hookCost(n = 200_000) {
-  const { traceSend, traceHttp, observeAttempt } = await import('../dist/telemetry/telemetry.js');
+  const { traceSend, traceHttp, observeAttempt, loadTelemetry } =
+    await import('../dist/telemetry/telemetry.js');
+  await loadTelemetry();
   const sent = { deliveries: [{ ok: true }] };
   const outcome = { verdict: { ok: true, retryable: false, gone: false }, response: { status: 200 } };
   const req = { event: 'a.b', attempts: 1, settings: { retry: true, retryMax: 3 } };

@@ -3,6 +3,7 @@ import { DeliveryService } from './delivery/delivery.service.js';
 import { Dispatcher } from './dispatchers/dispatcher.js';
 import { EventService } from './events/event.service.js';
 import { ThornHealthIndicator } from './health/thorn.health.js';
+import { loadTelemetry } from './telemetry/telemetry.js';
 import { ModelEventEmitter } from './typeorm/model-event.emitter.js';
 import { modelEventProviders } from './typeorm/model-events.providers.js';
 import { SubscriptionStore } from './subscriptions/subscription.store.js';
@@ -28,7 +29,11 @@ import { operationsProviders } from './thorn.operations.js';
         o: ResolvedThornOptions,
         store: SubscriptionStore | null,
         resources: ThornResources,
-      ) => new DeliveryService(o, store, await resources.getTransport()),
+      ) => {
+        // before anything is sent: the optional OpenTelemetry API is loaded asynchronously, once
+        await loadTelemetry();
+        return new DeliveryService(o, store, await resources.getTransport());
+      },
       inject: [THORN_OPTIONS, SubscriptionStore, ThornResources],
     },
     {

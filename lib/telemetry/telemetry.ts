@@ -1,8 +1,7 @@
-// OpenTelemetry behind one small facade. `@opentelemetry/api` is an optional peer: it is loaded on first use with
-// createRequire (never imported statically, so an app without it needs nothing), and without it every function here
-// just runs its callback. With the API but no SDK the API itself is a no-op. This file sits below delivery/: it
+// OpenTelemetry behind one small facade. `@opentelemetry/api` is an optional peer: it is loaded once with a dynamic
+// import (never imported statically, so an app without it needs nothing) by `loadTelemetry()`, which ThornModule awaits
+// before anything is sent; without it every function here just runs its callback. With the API but no SDK the API itself is a no-op. This file sits below delivery/: it
 // imports nothing from the rest of the package but the version constant, and no OpenTelemetry type leaves it.
-import { createRequire } from 'node:module';
 import { THORN_VERSION } from '../thorn.constants.js';
 import { THORN_TELEMETRY } from './telemetry.names.js';
 
@@ -19,17 +18,27 @@ const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75,
 
 const QUEUE_READ_TIMEOUT = 2000;
 
-let loaded: Api | null | undefined;
+let loaded: Api | null = null;
+let loading: Promise<void> | undefined;
 
-/** The OpenTelemetry API, or null when the optional package is not installed (checked once). */
-function otelApi(): Api | null {
-  if (loaded === undefined) {
-    try {
-      loaded = createRequire(import.meta.url)('@opentelemetry/api') as Api;
-    } catch {
+/**
+ * Loads the OpenTelemetry API if the app has it (once; a missing package is not an error). A dynamic import works in
+ * both builds (ESM and CommonJS), where resolving with `import.meta.url` would not compile for CommonJS.
+ */
+export function loadTelemetry(): Promise<void> {
+  loading ??= import('@opentelemetry/api').then(
+    (api) => {
+      loaded = api;
+    },
+    () => {
       loaded = null;
-    }
-  }
+    },
+  );
+  return loading;
+}
+
+/** The OpenTelemetry API, or null when it is not installed (or not loaded yet: see `loadTelemetry`). */
+function otelApi(): Api | null {
   return loaded;
 }
 
