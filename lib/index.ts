@@ -107,3 +107,12 @@ export {
 export type { AxiosInstanceLike, TransportOption } from './delivery/axios.transport.js';
 export { Dispatcher } from './dispatchers/dispatcher.js';
 export type { ThornQueueStats, ThornBullOptions } from './dispatchers/bull/bull.types.js';
+
+// operations (SPEC §13): OpenTelemetry names, the terminus health indicator (OpenAPI needs no export)
+export { THORN_TELEMETRY } from './telemetry/telemetry.names.js';
+export {
+  ThornHealthIndicator,
+  type ThornHealthOptions,
+  type ThornHealthResult,
+  type ThornHealthComponent,
+} from './health/thorn.health.js';

@@ -2,6 +2,8 @@ import { Module } from '@nestjs/common';
 import { DeliveryService } from './delivery/delivery.service.js';
 import { Dispatcher } from './dispatchers/dispatcher.js';
 import { EventService } from './events/event.service.js';
+import { ThornHealthIndicator } from './health/thorn.health.js';
+import { loadTelemetry } from './telemetry/telemetry.js';
 import { ModelEventEmitter } from './typeorm/model-event.emitter.js';
 import { modelEventProviders } from './typeorm/model-events.providers.js';
 import { RecipientResolver } from './subscriptions/recipient.resolver.js';
@@ -10,6 +12,7 @@ import { THORN_OPTIONS, THORN_TRANSPORT } from './thorn.constants.js';
 import { ConfigurableThornModule } from './thorn.module-definition.js';
 import { ThornResources } from './thorn.resources.js';
 import type { ResolvedThornOptions } from './thorn-options.js';
+import { operationsProviders } from './thorn.operations.js';
 
 /** Webhooks for NestJS: `ThornModule.forRoot(options)` or `ThornModule.forRootAsync({ useFactory, inject })`. */
 @Module({
@@ -33,10 +36,13 @@ import type { ResolvedThornOptions } from './thorn-options.js';
         o: ResolvedThornOptions,
         store: SubscriptionStore | null,
         resources: ThornResources,
-      ) =>
-        new DeliveryService(o, await resources.getTransport(), {
+      ) => {
+        // before anything is sent: the optional OpenTelemetry API is loaded asynchronously, once
+        await loadTelemetry();
+        return new DeliveryService(o, await resources.getTransport(), {
           onGone: store ? deleteWhenGone(store) : undefined,
-        }),
+        });
+      },
       inject: [THORN_OPTIONS, SubscriptionStore, ThornResources],
     },
     {
@@ -51,7 +57,16 @@ import type { ResolvedThornOptions } from './thorn-options.js';
     },
     EventService,
     ...modelEventProviders,
+    ...operationsProviders,
   ],
-  exports: [EventService, DeliveryService, RecipientResolver, Dispatcher, ModelEventEmitter, THORN_OPTIONS],
+  exports: [
+    EventService,
+    DeliveryService,
+    Dispatcher,
+    RecipientResolver,
+    ModelEventEmitter,
+    THORN_OPTIONS,
+    ThornHealthIndicator,
+  ],
 })
 export class ThornModule extends ConfigurableThornModule {}

@@ -29,6 +29,7 @@ export class ThornResources implements OnApplicationShutdown {
     this.transport ??= createTransport(this.options.transport, {
       lookup: this.options.lookup,
       maxResponseBody: this.options.maxResponseBody,
+      maxConnections: this.options.concurrency,
     });
     return this.transport;
   }

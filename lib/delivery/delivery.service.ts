@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { messages } from '../messages.js';
 import { HOOK_HEADERS } from '../thorn.constants.js';
 import type { ResolvedThornOptions } from '../thorn-options.js';
+import { observeAttempt, traceHttp } from '../telemetry/telemetry.js';
 import { customHeaderProblem, encodeHeaderValue } from './headers.js';
 import { asError, redactUrl } from './io.js';
 import { PayloadError } from './payload-error.js';
@@ -220,7 +221,11 @@ export class DeliveryService {
    * same headers; only the generated ones once the origin changes) through the transport, which validates every
    * hop's address like the first. A redirect from https to http, or to a non-http(s) URL, is refused.
    */
-  async attempt(req: DeliveryRequest): Promise<AttemptOutcome> {
+  attempt(req: DeliveryRequest): Promise<AttemptOutcome> {
+    return observeAttempt(req, () => this.attemptOnce(req));
+  }
+
+  private async attemptOnce(req: DeliveryRequest): Promise<AttemptOutcome> {
     req.attempts++;
     if (req.failure) return { verdict: { ok: false, retryable: false, gone: false }, error: req.failure };
     const validators = req.validators ?? this.options.recipientValidators;
@@ -228,14 +233,24 @@ export class DeliveryService {
     let headers = req.headers;
     try {
       for (let hop = 0; ; hop++) {
-        const response = await this.transport.send({
+        const trace = {
           url,
-          headers,
-          body: req.body,
-          timeout: req.settings.timeout,
-          validators,
-          keepAlive: req.keepAlive,
-        });
+          resendCount: req.attempts - 1 + hop,
+          event: req.event,
+          delivery: req.id,
+          subscription: req.subscription,
+          propagate: this.options.propagateTraceContext,
+        };
+        const response = await traceHttp(trace, headers, (sent) =>
+          this.transport.send({
+            url,
+            headers: sent,
+            body: req.body,
+            timeout: req.settings.timeout,
+            validators,
+            keepAlive: req.keepAlive,
+          }),
+        );
         req.status = response.status;
         if (REDIRECTS.has(response.status) && this.options.allowRedirects) {
           const next = redirectTarget(url, response.headers.location);

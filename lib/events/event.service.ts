@@ -7,6 +7,7 @@ import { RecipientResolver } from '../subscriptions/recipient.resolver.js';
 import { hasUnsignedStatic } from '../subscriptions/static-subscribers.js';
 import { InjectThornOptions } from '../thorn.decorators.js';
 import { ThornResources } from '../thorn.resources.js';
+import { traceSend } from '../telemetry/telemetry.js';
 import { messages } from '../messages.js';
 import {
   deliveryOverrides,
@@ -84,7 +85,7 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
       buffer.hold({ envelope, dispatcher });
       return { event: name, deliveries: [], buffered: true };
     }
-    return dispatcher.dispatch(envelope);
+    return traceSend(name, () => dispatcher.dispatch(envelope));
   }
 
   /**

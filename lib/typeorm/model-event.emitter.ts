@@ -7,14 +7,7 @@ import {
   type OnApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common';
-import type {
-  DataSource,
-  EntityManager,
-  EntityMetadata,
-  ObjectLiteral,
-  QueryRunner,
-  RelationMetadata,
-} from 'typeorm';
+import type { DataSource, EntityManager, EntityMetadata, ObjectLiteral, QueryRunner } from 'typeorm';
 import type { EventOptions, SendOptions } from '../events/event.js';
 import { EventService } from '../events/event.service.js';
 import {
@@ -29,10 +22,12 @@ import {
   type WebhookModelDefinition,
 } from '../events/model-event.js';
 import { messages } from '../messages.js';
+import { sharedState } from '../shared-state.js';
 import { THORN_DATA_SOURCE } from '../thorn.constants.js';
 import { senderAt } from './model-sender.js';
 import { relationTree } from './model-events.index.js';
 import { TransactionFrames } from './transaction-frames.js';
+import type { RelationMetadata } from './typeorm-types.js';
 
 /** A model event with its message built, waiting to be handed to the dispatcher. */
 export interface PreparedModelEvent {
@@ -64,20 +59,20 @@ export interface PrepareContext {
   sendOptions?: SendOptions;
 }
 
-// The emitter of the running app, for `getModelEvents()` called outside DI. One pointer (like `Event`'s), not a registry.
-let active: ModelEventEmitter | undefined;
+// The emitter of the running app, for `getModelEvents()` called outside DI. One pointer (like `Event`'s), not a registry,
+// in the state the ESM and CommonJS builds share.
 
 /** The emitter of the running ThornModule, if any. */
 export function activeModelEventEmitter(): ModelEventEmitter | undefined {
-  return active;
+  return sharedState.modelEventEmitter;
 }
 
 function activate(emitter: ModelEventEmitter): void {
-  active = emitter;
+  sharedState.modelEventEmitter = emitter;
 }
 
 function deactivate(emitter: ModelEventEmitter): void {
-  if (active === emitter) active = undefined;
+  if (sharedState.modelEventEmitter === emitter) sharedState.modelEventEmitter = undefined;
 }
 
 /**

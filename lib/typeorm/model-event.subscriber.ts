@@ -1,6 +1,5 @@
 import { Logger } from '@nestjs/common';
 import type {
-  BeforeQueryEvent,
   EntityManager,
   EntityMetadata,
   EntitySubscriberInterface,
@@ -19,6 +18,7 @@ import { pathsOf, type ModelEventEmitter, type PreparedModelEvent } from './mode
 import type { IndexedModel, JunctionSide, ModelEventIndex } from './model-events.index.js';
 import { PreviousRows } from './previous-rows.js';
 import { depthOf } from './transaction-frames.js';
+import type { BeforeQueryEvent } from './typeorm-types.js';
 
 type ColumnMetadata = EntityMetadata['columns'][number];
 type JunctionChange = { kind: 'add' | 'remove'; row: ObjectLiteral };

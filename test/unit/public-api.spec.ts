@@ -24,6 +24,8 @@ const RUNTIME_EXPORTS = [
   'Subscriber',
   'THORN_OPTIONS',
   'THORN_QUEUE',
+  'THORN_TELEMETRY',
+  'ThornHealthIndicator',
   'ThornModule',
   'WebhookModel',
   'blockCidrNetwork',
