@@ -20,6 +20,7 @@ export { Event, type EventOptions, type SendOptions } from './events/event.js';
 export { EventService } from './events/event.service.js';
 export type { EventBuffer, BufferOptions } from './events/event-buffer.js';
 export { PayloadError } from './events/payload.js';
+export { escapeEventWord } from './events/name-template.js';
 export type {
   DeliveryRequest,
   DeliveryResult,
@@ -86,8 +87,15 @@ export {
 } from './delivery/validators.js';
 export { SecurityError } from './delivery/security-error.js';
 
-// delivery and dispatchers (custom dispatchers use DeliveryService)
-export { DeliveryService, type AttemptOutcome } from './delivery/delivery.service.js';
+// delivery and dispatchers (custom dispatchers use RecipientResolver and DeliveryService)
+export { RecipientResolver, type RecipientQuery } from './subscriptions/recipient.resolver.js';
+export {
+  DeliveryService,
+  type AttemptOutcome,
+  type DeliveryHooks,
+  type EncodedBodies,
+  type PrepareOptions,
+} from './delivery/delivery.service.js';
 export type { AttemptVerdict } from './delivery/retry.js';
 export {
   DeliveryTimeoutError,
@@ -99,3 +107,12 @@ export {
 export type { AxiosInstanceLike, TransportOption } from './delivery/axios.transport.js';
 export { Dispatcher } from './dispatchers/dispatcher.js';
 export type { ThornQueueStats, ThornBullOptions } from './dispatchers/bull/bull.types.js';
+
+// operations (SPEC §13): OpenTelemetry names, the terminus health indicator (OpenAPI needs no export)
+export { THORN_TELEMETRY } from './telemetry/telemetry.names.js';
+export {
+  ThornHealthIndicator,
+  type ThornHealthOptions,
+  type ThornHealthResult,
+  type ThornHealthComponent,
+} from './health/thorn.health.js';

@@ -25,6 +25,12 @@ export const messages = {
     'Static subscribers without hmacSecret will be sent unsigned: set hmacSecret on them or the defaultHmacSecret option',
   payloadTooLarge: (event: string, size: number, max: number) =>
     `Cannot send "${event}": the encoded body is ${size} bytes, over maxPayloadSize (${max}); send less data or raise the option`,
+  payloadTooLargeFor: (event: string, contentType: string, size: number, max: number) =>
+    `Cannot send "${event}" as ${contentType}: the encoded body is ${size} bytes, over maxPayloadSize (${max}); send less data, raise the option or use another content type for this subscription`,
+  malformedName: (event: string) =>
+    `Cannot send "${event}": the event name is not well-formed Unicode (it holds a lone surrogate), so no Hook-Event header can carry it`,
+  malformedSubscriptionId: () =>
+    'Cannot send to this subscriber: its id is not well-formed Unicode (it holds a lone surrogate), so no Hook-Subscription header can carry it',
   codecFailed: (contentType: string, why: string) => `The codec for "${contentType}" failed: ${why}`,
   noCodec: (contentType: string) =>
     `No codec for content type "${contentType}": add it to the "codecs" option`,

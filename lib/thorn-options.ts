@@ -178,6 +178,8 @@ const OPTIONS = {
   maxResponseBody: integer(64 * 1024, 0),
   /** Also send Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`). */
   standardWebhooks: boolean(false),
+  /** Send the OpenTelemetry trace context (`traceparent`) to receivers (default false: receivers are third parties). */
+  propagateTraceContext: boolean(false),
   /** HTTP client: `'undici'` (default), `'axios'` (optional peer, loaded on demand) or your own axios instance. */
   transport: spec<TransportOption>({
     default: () => 'undici',

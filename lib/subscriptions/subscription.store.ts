@@ -1,4 +1,6 @@
+import { Logger } from '@nestjs/common';
 import type { DataSource, EntityTarget, Repository } from 'typeorm';
+import { redactUrl } from '../delivery/io.js';
 import { candidatePatterns } from './pattern.js';
 import type { Recipient } from './recipient.js';
 import type { Subscriber } from './subscriber.entity.js';
@@ -99,4 +101,22 @@ export class SubscriptionStore {
       ownerless: `${base} AND ${user} IS NULL${order}`,
     };
   }
+}
+
+/**
+ * `DeliveryService`'s `onGone` for the module's store: deletes the stored subscription whose receiver answered
+ * 410 Gone and logs it (or logs why it could not).
+ */
+export function deleteWhenGone(
+  store: SubscriptionStore,
+  logger = new Logger('Thorn'),
+): (subscriptionId: string, request: { url: string }) => Promise<void> {
+  return async (id, request) => {
+    try {
+      await store.remove(id);
+      logger.log(`Subscription ${id} deleted: ${redactUrl(request.url)} answered 410 Gone`);
+    } catch (err) {
+      logger.error(`Could not delete subscription ${id} after 410 Gone: ${(err as Error).message}`);
+    }
+  };
 }

@@ -6,11 +6,11 @@ import type { ModuleRef } from '@nestjs/core';
 import type Bull from 'bull';
 import { randomUUID } from 'node:crypto';
 import type { AttemptOutcome, DeliveryService } from '../../delivery/delivery.service.js';
-import { retryDelayFor } from '../../delivery/retry.js';
+import { nextRetry } from '../../delivery/retry.js';
 import type { EventEnvelope, SendResult } from '../../events/envelope.js';
 import { PayloadError, toJsonSafe } from '../../events/payload.js';
 import { messages } from '../../messages.js';
-import { resolveSubscribers } from '../../subscriptions/static-subscribers.js';
+import type { RecipientResolver } from '../../subscriptions/recipient.resolver.js';
 import { resolveDeliverySettings, type ResolvedThornOptions } from '../../thorn-options.js';
 import type { Dispatcher } from '../dispatcher.js';
 import { createThornQueue } from './bull.connection.js';
@@ -19,8 +19,8 @@ import {
   chunked,
   fromWire,
   JOB,
+  stableIds,
   toWire,
-  useStableIds,
   type EventJobData,
   type QueuedEvent,
   type QueuedRequest,
@@ -71,6 +71,7 @@ export class BullDispatcher implements Dispatcher {
     readonly queue: Bull.Queue,
     private readonly options: ResolvedThornOptions,
     private readonly delivery: DeliveryService,
+    private readonly recipients: RecipientResolver,
   ) {
     this.limit = new ConcurrencyLimit(options.concurrency);
     queue.on('error', (err: Error) => {
@@ -83,10 +84,11 @@ export class BullDispatcher implements Dispatcher {
   static async create(
     options: ResolvedThornOptions,
     delivery: DeliveryService,
+    recipients: RecipientResolver,
     moduleRef: ModuleRef,
   ): Promise<BullDispatcher> {
     const queue = await createThornQueue(options.bull as string | ThornBullOptions | undefined, moduleRef);
-    const dispatcher = new BullDispatcher(queue, options, delivery);
+    const dispatcher = new BullDispatcher(queue, options, delivery, recipients);
     if (options.worker) dispatcher.startWorker();
     return dispatcher;
   }
@@ -308,28 +310,13 @@ export class BullDispatcher implements Dispatcher {
         throw new PayloadError(messages.payloadTooLarge(env.name, size, this.options.maxPayloadSize));
       }
     }
-    const recipients = env.subscribers
-      ? await resolveSubscribers(
-          env.subscribers,
-          env.name,
-          { ...env.context, sender: env.sender ?? undefined },
-          {
-            defaultHmacSecret: this.options.defaultHmacSecret,
-            source: 'event',
-            // as with the direct dispatcher, a broken per-event subscriber loses only itself
-            onError: (pattern, err) =>
-              this.logger.error(
-                `Subscriber for "${pattern}" skipped for ${env.name}: ${(err as Error)?.message ?? err}`,
-              ),
-          },
-        )
-      : undefined;
+    // as with the direct dispatcher, a broken per-event subscriber loses only itself
+    const recipients = env.subscribers ? await this.recipients.own(env) : undefined;
     const id = randomUUID();
     const overrides = env.overrides && Object.keys(env.overrides).length ? env.overrides : undefined;
     let requests: RequestsJobData | undefined;
     if (recipients?.length) {
-      const prepared: QueuedRequest[] = this.delivery.prepare(env, recipients);
-      useStableIds(id, prepared, recipients);
+      const prepared: QueuedRequest[] = this.delivery.prepare(env, recipients, { idFor: stableIds(id) });
       for (const req of prepared) req.overrides = overrides;
       requests = toWire(prepared);
     }
@@ -356,7 +343,7 @@ export class BullDispatcher implements Dispatcher {
     const requests: QueuedRequest[] = [];
     for (const ev of job.data.events) {
       // static and stored subscribers per this worker's options and database; the event's own came signed
-      const recipients = await this.delivery.recipients({
+      const recipients = await this.recipients.resolve({
         name: ev.name,
         sender: ev.sender,
         ownerlessOnly: ev.ownerlessOnly,
@@ -374,15 +361,10 @@ export class BullDispatcher implements Dispatcher {
         overrides: ev.overrides,
         keepAlive: ev.keepAlive,
       };
-      let prepared: QueuedRequest[];
-      try {
-        prepared = this.delivery.prepare(envelope, recipients);
-      } catch (err) {
-        if (!(err instanceof PayloadError)) throw err;
-        this.logger.error(`Event ${ev.name} (${ev.id}) dropped: ${err.message}`);
-        continue;
-      }
-      useStableIds(ev.id, prepared, recipients);
+      // never throws: a recipient whose request cannot be built fails alone
+      const prepared: QueuedRequest[] = this.delivery.prepare(envelope, recipients, {
+        idFor: stableIds(ev.id),
+      });
       for (const req of prepared) req.overrides = ev.overrides;
       requests.push(...prepared, ...own);
     }
@@ -410,11 +392,9 @@ export class BullDispatcher implements Dispatcher {
 
   /** Enqueues a delayed retry (same id, headers and body) or logs the final failure. */
   private async settle(req: QueuedRequest, outcome: AttemptOutcome): Promise<'ok' | 'retrying' | 'failed'> {
-    const { verdict } = outcome;
-    if (verdict.ok) return 'ok';
-    const retriesDone = req.attempts - 1;
-    if (verdict.retryable && req.settings.retry && retriesDone < req.settings.retryMax) {
-      const delay = retryDelayFor(req.settings, retriesDone + 1, verdict.retryAfter);
+    if (outcome.verdict.ok) return 'ok';
+    const delay = nextRetry(req, outcome.verdict);
+    if (delay !== undefined) {
       // the job id makes a rerun of this chunk (after a crash) find the retry already scheduled
       await this.queue.add(JOB.retry, toWire([req]), { jobId: `${req.id}:${req.attempts}`, delay });
       return 'retrying';
