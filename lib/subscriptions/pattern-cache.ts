@@ -26,7 +26,7 @@ export class PatternCache {
   private checkedAt = -Infinity;
   /** Bumped by `invalidate()`: a check started before that can't confirm anything. */
   private epoch = 0;
-  private checking: { epoch: number; done: Promise<void> } | null = null;
+  private checking: { epoch: number; started: number; done: Promise<void> } | null = null;
   private overflowedAt = -Infinity;
 
   constructor(
@@ -63,19 +63,23 @@ export class PatternCache {
     return false;
   }
 
-  /** One check at a time per epoch; lookups arriving meanwhile wait for it. */
+  /**
+   * One check at a time: lookups arriving meanwhile wait for it, unless it started before an invalidation or more than
+   * `ttl` ago (a slow check can't confirm writes committed after it started, so it can't serve a lookup past the bound).
+   */
   private check(): Promise<void> {
-    if (this.checking?.epoch === this.epoch) return this.checking.done;
+    const now = performance.now();
+    const c = this.checking;
+    if (c && c.epoch === this.epoch && now - c.started < this.ttl) return c.done;
     const epoch = this.epoch;
-    const done = this.run(epoch).finally(() => {
+    const done = this.run(epoch, now).finally(() => {
       if (this.checking?.done === done) this.checking = null;
     });
-    this.checking = { epoch, done };
+    this.checking = { epoch, started: now, done };
     return done;
   }
 
-  private async run(epoch: number): Promise<void> {
-    const started = performance.now();
+  private async run(epoch: number, started: number): Promise<void> {
     let version: string | null;
     let patterns: Set<string> | null = this.patterns;
     try {
@@ -101,8 +105,8 @@ export class PatternCache {
       }
       return;
     }
-    // an invalidation while this ran: leave the state to the check started after it
-    if (epoch !== this.epoch) return;
+    // an invalidation while this ran, or a newer check already answered: leave the state to the newer one
+    if (epoch !== this.epoch || started <= this.checkedAt) return;
     this.patterns = patterns;
     this.version = version;
     this.checkedAt = started;

@@ -97,6 +97,37 @@ describe('PatternCache', () => {
     expect(cache.size).toBe(1);
   });
 
+  it('a lookup past the bound does not wait for a check that started more than ttl ago: it starts its own', async () => {
+    const now = jest.spyOn(performance, 'now');
+    try {
+      let t = 1_000;
+      now.mockImplementation(() => t);
+      const table = new FakeTable();
+      const cache = cacheOf(table, 1000);
+      table.hold();
+      const slow = cache.mayMatch(USER);
+      table.release();
+      table.hold();
+      await new Promise((r) => setImmediate(r));
+      // the slow check has read version 1 and no patterns; its answer is still on the way
+      expect(table.queries).toHaveLength(2);
+      table.version = 2;
+      table.patterns = ['user.created'];
+      t += 500;
+      const joined = cache.mayMatch(USER); // within the bound of the slow check: waits for it
+      t += 600;
+      const late = cache.mayMatch(USER); // 1100 ms after the slow check started: must see the write
+      table.release();
+      expect(await late).toBe(true);
+      // within their bound, either answer is allowed
+      await Promise.all([slow, joined]);
+      expect(table.queries.filter((q) => q.includes('"version"'))).toHaveLength(2);
+      expect(cache.size).toBe(1);
+    } finally {
+      now.mockRestore();
+    }
+  });
+
   it('concurrent lookups share one check', async () => {
     const table = new FakeTable();
     const cache = cacheOf(table, 60_000);
