@@ -54,6 +54,7 @@ export { Q, type QLike } from './filters/index.js';
 // subscriptions
 export { Subscriber } from './subscriptions/subscriber.entity.js';
 export { CreateThornSubscriber1764150000000 } from './subscriptions/subscriber.migration.js';
+export { CreateThornSubscriberVersion1764160000000 } from './subscriptions/subscriber-version.migration.js';
 export { matchesPattern } from './subscriptions/pattern.js';
 export type {
   Recipient,

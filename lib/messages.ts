@@ -21,6 +21,8 @@ export const messages = {
     `The TypeORM DataSource does not know the "${entity}" entity: add it to "entities" or set autoLoadEntities: true`,
   noSender: (model: string, event: string, senderField: string) =>
     `${model}: no sender at senderField "${senderField}" for "${event}" (a null relation or value, or a related row without its primary key): such events go only to subscriptions owned by nobody, never to every user's. Logged once per model`,
+  subscriptionCacheOff: (table: string, reason: string) =>
+    `Subscription cache off: could not create the version triggers of "${table}" (${reason}); every event queries the table. Run the CreateThornSubscriberVersion1764160000000 migration (or create them as it does), or set subscriptionCacheTtl: 0 to silence this`,
   unsignedStatic: () =>
     'Static subscribers without hmacSecret will be sent unsigned: set hmacSecret on them or the defaultHmacSecret option',
   payloadTooLarge: (event: string, size: number, max: number) =>

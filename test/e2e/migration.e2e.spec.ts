@@ -1,10 +1,15 @@
 import 'reflect-metadata';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { DataSource } from 'typeorm';
-import { CreateThornSubscriber1764150000000, Subscriber } from '../../lib/index.js';
+import {
+  CreateThornSubscriber1764150000000,
+  CreateThornSubscriberVersion1764160000000,
+  Subscriber,
+} from '../../lib/index.js';
+import { versionInstalled, versionTarget } from '../../lib/subscriptions/subscriber-version.js';
 import { testDatabases } from '../fixtures/databases.js';
 
-describe.each(testDatabases)('the shipped migration ($name)', (db) => {
+describe.each(testDatabases)('the shipped migrations ($name)', (db) => {
   let ds: DataSource | undefined;
   afterEach(async () => {
     await ds?.destroy();
@@ -21,14 +26,21 @@ describe.each(testDatabases)('the shipped migration ($name)', (db) => {
       ...base,
       synchronize: false,
       dropSchema: false,
-      migrations: [CreateThornSubscriber1764150000000],
+      migrations: [CreateThornSubscriber1764150000000, CreateThornSubscriberVersion1764160000000],
     } as any);
     await ds.initialize();
     const applied = await ds.runMigrations();
-    expect(applied.map((m) => m.name)).toEqual(['CreateThornSubscriber1764150000000']);
-    // TypeORM's schema diff between the migrated tables and the entity: nothing left to change
+    expect(applied.map((m) => m.name)).toEqual([
+      'CreateThornSubscriber1764150000000',
+      'CreateThornSubscriberVersion1764160000000',
+    ]);
+    // TypeORM's schema diff between the migrated tables and the entity: nothing left to change (the version table is
+    // no entity, and TypeORM leaves tables it does not know alone)
     const pending = await ds.driver.createSchemaBuilder().log();
     expect(pending.upQueries.map((q) => q.query)).toEqual([]);
+    // the version row and triggers the subscription cache needs: nothing left for the module to create at start-up
+    const target = versionTarget(ds, 'thorn_subscriber')!;
+    expect(await versionInstalled(ds, target)).toBe(true);
     const repo = ds.getRepository(Subscriber);
     const row = await repo.save(
       repo.create({ event: 'article.*', url: 'https://hooks.example.com/a', user: 'u1' }),
@@ -36,6 +48,14 @@ describe.each(testDatabases)('the shipped migration ($name)', (db) => {
     expect(row.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(row.hmacSecret).toHaveLength(64);
     expect(row.createdAt).toBeInstanceOf(Date);
+    const [{ version }] = await ds.query('SELECT "version" FROM "thorn_subscriber_version"');
+    await repo.delete({ id: row.id });
+    const [{ version: after }] = await ds.query('SELECT "version" FROM "thorn_subscriber_version"');
+    expect(Number(after) - Number(version)).toBe(1);
+
+    await ds.undoLastMigration();
+    expect(await versionInstalled(ds, target)).toBe(false);
+    await expect(ds.query('SELECT 1 FROM "thorn_subscriber_version"')).rejects.toThrow();
     await ds.undoLastMigration();
     await expect(repo.count()).rejects.toThrow();
   });

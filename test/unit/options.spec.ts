@@ -29,6 +29,7 @@ describe('ThornModule options', () => {
       concurrency: 64,
       maxPayloadSize: 262144,
       maxResponseBody: 65536,
+      subscriptionCacheTtl: 1000,
     });
     expect(o.hmacSigner).toBe(sign);
     expect(o.userAgent).toMatch(/^nestjs-thorn\/\d+\.\d+\.\d+$/);
@@ -67,6 +68,8 @@ describe('ThornModule options', () => {
     [{ timout: 5 }, /"timout" is invalid.*unknown option/],
     [{ enqueueTimeout: 0 }, /"enqueueTimeout" is invalid.*>= 1/],
     [{ enqueueTimeout: '5s' }, /"enqueueTimeout" is invalid/],
+    [{ subscriptionCacheTtl: -1 }, /"subscriptionCacheTtl" is invalid.*>= 0/],
+    [{ subscriptionCacheTtl: 0.5 }, /"subscriptionCacheTtl" is invalid/],
   ])('rejects %p naming the option', (bad, message) => {
     expect(() => resolveThornOptions(bad as any)).toThrow(message);
   });

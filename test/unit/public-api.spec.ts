@@ -7,6 +7,7 @@ import * as api from '../../lib/index.js';
 // list and the README's "Public API" section together.
 const RUNTIME_EXPORTS = [
   'CreateThornSubscriber1764150000000',
+  'CreateThornSubscriberVersion1764160000000',
   'DeliveryService',
   'DeliveryTimeoutError',
   'Dispatcher',
