@@ -53,10 +53,33 @@ describe.each(testDatabases)('the shipped migrations ($name)', (db) => {
     const [{ version: after }] = await ds.query('SELECT "version" FROM "thorn_subscriber_version"');
     expect(Number(after) - Number(version)).toBe(1);
 
+    // each migration's `down`: its table is gone from the schema, and queries on it fail because of exactly that
+    const hasTable = async (name: string) => {
+      const qr = ds!.createQueryRunner();
+      try {
+        return await qr.hasTable(name);
+      } finally {
+        await qr.release();
+      }
+    };
+    // Not `rejects.toThrow()`: TypeORM 0.3's better-sqlite3 runner rejects with better-sqlite3's own SqliteError, no
+    // genuine Error (a function whose prototype chain is set to Error's) and, since the native addon keeps the class of
+    // the first jest test file that opened a database, not `instanceof` this file's Error in a full run, where jest's
+    // toThrow reports "did not throw". The message is there either way, and says why.
+    const noSuchTable = (name: string) => ({
+      message: expect.stringMatching(new RegExp(`no such table: ${name}|relation "${name}" does not exist`)),
+    });
+    expect(await hasTable('thorn_subscriber_version')).toBe(true);
     await ds.undoLastMigration();
     expect(await versionInstalled(ds, target)).toBe(false);
-    await expect(ds.query('SELECT 1 FROM "thorn_subscriber_version"')).rejects.toThrow();
+    expect(await hasTable('thorn_subscriber_version')).toBe(false);
+    await expect(ds.query('SELECT 1 FROM "thorn_subscriber_version"')).rejects.toMatchObject(
+      noSuchTable('thorn_subscriber_version'),
+    );
+    expect(await hasTable('thorn_subscriber')).toBe(true);
     await ds.undoLastMigration();
-    await expect(repo.count()).rejects.toThrow();
+    expect(await hasTable('thorn_subscriber')).toBe(false);
+    expect(await ds.showMigrations()).toBe(true); // both recorded as not applied any more
+    await expect(repo.count()).rejects.toMatchObject(noSuchTable('thorn_subscriber'));
   });
 });
