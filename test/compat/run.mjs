@@ -110,6 +110,8 @@ const SUITE_VERSIONS = {
   '@nestjs/common': '^11.0.0',
   '@nestjs/core': '^11.0.0',
   '@nestjs/platform-express': '^11.0.0',
+  '@nestjs/swagger': '^11.0.0',
+  '@nestjs/terminus': '^11.0.0',
   '@nestjs/testing': '^11.0.0',
   '@nestjs/typeorm': '^11.0.0',
   typeorm: '^0.3.21',
