@@ -1,5 +1,5 @@
 // With @nestjs/swagger in the app, every /hooks route is in the document SwaggerModule builds, with schemas, status
-// codes and the auth requirement. (Without swagger: test/e2e/optional-peers.spec.ts.)
+// codes and the auth requirement. (Without swagger: test/e2e/optional-peers.e2e.spec.ts.)
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
