@@ -7,5 +7,7 @@ export default {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
   },
   testMatch: ['<rootDir>/test/**/*.spec.ts'],
+  // a fixture app's own spec, run inside that app by test/compat/run.mjs
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/compat/app/'],
   testTimeout: 30000,
 };

@@ -1,6 +1,7 @@
 // `npm run bench`: every scenario next to a baseline measured in the same run. Writes bench/results/latest.json.
 // Starts its own PostgreSQL/Redis (throwaway) and a loopback receiver; bounded in count and time.
-// `node bench/run.mjs <scenario...>` runs some of: direct, save, lookup, bull (the bull and bullmq pipelines), memory.
+// `node bench/run.mjs <scenario...>` runs some of: direct, axios, save, lookup, bull (the bull and bullmq pipelines),
+// memory, otel.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { startReceiver } from './lib.mjs';
@@ -9,9 +10,10 @@ import { saveOverhead } from './save-overhead.mjs';
 import { lookupScale } from './lookup-scale.mjs';
 import { bullPipeline } from './bull-pipeline.mjs';
 import { memory } from './memory.mjs';
+import { otelOverhead } from './otel-overhead.mjs';
 import { startPostgres, startRedis } from '../test/services.mjs';
 
-const SCENARIOS = ['direct', 'axios', 'save', 'lookup', 'bull', 'memory'];
+const SCENARIOS = ['direct', 'axios', 'save', 'lookup', 'bull', 'memory', 'otel'];
 const only = process.argv.slice(2);
 for (const o of only) {
   if (!SCENARIOS.includes(o)) {
@@ -92,6 +94,10 @@ try {
   if (want('memory')) {
     for (const r of await memory(receiver)) record(r);
     console.log(`  (memory done at ${elapsed()})`);
+  }
+  if (want('otel')) {
+    for (const r of await otelOverhead(receiver)) record(r);
+    console.log(`  (otel done at ${elapsed()})`);
   }
 } finally {
   for (const c of cleanups.reverse()) await c();

@@ -20,6 +20,7 @@ export { Event, type EventOptions, type SendOptions } from './events/event.js';
 export { EventService } from './events/event.service.js';
 export type { EventBuffer, BufferOptions } from './events/event-buffer.js';
 export { PayloadError } from './events/payload.js';
+export { escapeEventWord } from './events/name-template.js';
 export type {
   DeliveryRequest,
   DeliveryResult,
@@ -53,6 +54,7 @@ export { Q, type QLike } from './filters/index.js';
 // subscriptions
 export { Subscriber } from './subscriptions/subscriber.entity.js';
 export { CreateThornSubscriber1764150000000 } from './subscriptions/subscriber.migration.js';
+export { CreateThornSubscriberVersion1764160000000 } from './subscriptions/subscriber-version.migration.js';
 export { matchesPattern } from './subscriptions/pattern.js';
 export type {
   Recipient,
@@ -86,8 +88,15 @@ export {
 } from './delivery/validators.js';
 export { SecurityError } from './delivery/security-error.js';
 
-// delivery and dispatchers (custom dispatchers use DeliveryService)
-export { DeliveryService, type AttemptOutcome } from './delivery/delivery.service.js';
+// delivery and dispatchers (custom dispatchers use RecipientResolver and DeliveryService)
+export { RecipientResolver, type RecipientQuery } from './subscriptions/recipient.resolver.js';
+export {
+  DeliveryService,
+  type AttemptOutcome,
+  type DeliveryHooks,
+  type EncodedBodies,
+  type PrepareOptions,
+} from './delivery/delivery.service.js';
 export type { AttemptVerdict } from './delivery/retry.js';
 export {
   DeliveryTimeoutError,
@@ -101,3 +110,12 @@ export { Dispatcher } from './dispatchers/dispatcher.js';
 export type { ThornQueueStats } from './dispatchers/queue/queue.types.js';
 export type { ThornBullOptions } from './dispatchers/bull/bull.types.js';
 export type { ThornBullMQOptions } from './dispatchers/bullmq/bullmq.types.js';
+
+// operations (SPEC §13): OpenTelemetry names, the terminus health indicator (OpenAPI needs no export)
+export { THORN_TELEMETRY } from './telemetry/telemetry.names.js';
+export {
+  ThornHealthIndicator,
+  type ThornHealthOptions,
+  type ThornHealthResult,
+  type ThornHealthComponent,
+} from './health/thorn.health.js';

@@ -21,10 +21,18 @@ export const messages = {
     `The TypeORM DataSource does not know the "${entity}" entity: add it to "entities" or set autoLoadEntities: true`,
   noSender: (model: string, event: string, senderField: string) =>
     `${model}: no sender at senderField "${senderField}" for "${event}" (a null relation or value, or a related row without its primary key): such events go only to subscriptions owned by nobody, never to every user's. Logged once per model`,
+  subscriptionCacheOff: (table: string, reason: string) =>
+    `Subscription cache off: could not create the version triggers of "${table}" (${reason}); every event queries the table. Run the CreateThornSubscriberVersion1764160000000 migration (or create them as it does), or set subscriptionCacheTtl: 0 to silence this`,
   unsignedStatic: () =>
     'Static subscribers without hmacSecret will be sent unsigned: set hmacSecret on them or the defaultHmacSecret option',
   payloadTooLarge: (event: string, size: number, max: number) =>
     `Cannot send "${event}": the encoded body is ${size} bytes, over maxPayloadSize (${max}); send less data or raise the option`,
+  payloadTooLargeFor: (event: string, contentType: string, size: number, max: number) =>
+    `Cannot send "${event}" as ${contentType}: the encoded body is ${size} bytes, over maxPayloadSize (${max}); send less data, raise the option or use another content type for this subscription`,
+  malformedName: (event: string) =>
+    `Cannot send "${event}": the event name is not well-formed Unicode (it holds a lone surrogate), so no Hook-Event header can carry it`,
+  malformedSubscriptionId: () =>
+    'Cannot send to this subscriber: its id is not well-formed Unicode (it holds a lone surrogate), so no Hook-Subscription header can carry it',
   codecFailed: (contentType: string, why: string) => `The codec for "${contentType}" failed: ${why}`,
   noCodec: (contentType: string) =>
     `No codec for content type "${contentType}": add it to the "codecs" option`,

@@ -176,6 +176,12 @@ const OPTIONS = {
   userAgent: text(() => `nestjs-thorn/${THORN_VERSION}`),
   /** `dns.lookup`-compatible resolver used for every delivery; its answers are validated like any other. */
   lookup: func<LookupLike>(dnsLookup as LookupLike),
+  /**
+   * How long, in ms, a checked copy of the stored subscription patterns answers lookups (default 1000): a subscription
+   * written by another process or by raw SQL is matched by every event raised more than this after its commit. 0 = no
+   * cache, every event queries the table.
+   */
+  subscriptionCacheTtl: integer(1000, 0),
   /** In-flight HTTP requests per process (default 64). */
   concurrency: integer(64, 1),
   /** Largest encoded body, in bytes (default 256 KiB); larger payloads fail `send()` before any request. */
@@ -184,6 +190,8 @@ const OPTIONS = {
   maxResponseBody: integer(64 * 1024, 0),
   /** Also send Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`). */
   standardWebhooks: boolean(false),
+  /** Send the OpenTelemetry trace context (`traceparent`) to receivers (default false: receivers are third parties). */
+  propagateTraceContext: boolean(false),
   /** HTTP client: `'undici'` (default), `'axios'` (optional peer, loaded on demand) or your own axios instance. */
   transport: spec<TransportOption>({
     default: () => 'undici',

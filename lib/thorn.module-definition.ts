@@ -10,6 +10,7 @@ import {
   resolveExtras,
   resolveThornOptions,
   withoutExtras,
+  type ResolvedThornOptions,
   type ThornModuleExtras,
   type ThornModuleOptions,
 } from './thorn-options.js';
@@ -62,13 +63,14 @@ export const {
         },
         {
           provide: SubscriptionStore,
-          useFactory: (dataSource: DataSource | null) => {
+          useFactory: (dataSource: DataSource | null, options: ResolvedThornOptions) => {
             if (!entity) return null;
             if (!dataSource) throw new Error(messages.noDataSource(resolved.dataSource ?? 'default'));
             if (!dataSource.hasMetadata(entity)) throw new Error(messages.entityNotRegistered(entity.name));
-            return new SubscriptionStore(dataSource, entity);
+            // started (version triggers, write listener) in its onModuleInit
+            return new SubscriptionStore(dataSource, entity, { cacheTtl: options.subscriptionCacheTtl });
           },
-          inject: [THORN_DATA_SOURCE],
+          inject: [THORN_DATA_SOURCE, THORN_OPTIONS],
         },
       ],
     };

@@ -2,13 +2,17 @@ import { Module } from '@nestjs/common';
 import { DeliveryService } from './delivery/delivery.service.js';
 import { Dispatcher } from './dispatchers/dispatcher.js';
 import { EventService } from './events/event.service.js';
+import { ThornHealthIndicator } from './health/thorn.health.js';
+import { loadTelemetry } from './telemetry/telemetry.js';
 import { ModelEventEmitter } from './typeorm/model-event.emitter.js';
 import { modelEventProviders } from './typeorm/model-events.providers.js';
-import { SubscriptionStore } from './subscriptions/subscription.store.js';
+import { RecipientResolver } from './subscriptions/recipient.resolver.js';
+import { deleteWhenGone, SubscriptionStore } from './subscriptions/subscription.store.js';
 import { THORN_OPTIONS, THORN_TRANSPORT } from './thorn.constants.js';
 import { ConfigurableThornModule } from './thorn.module-definition.js';
 import { ThornResources } from './thorn.resources.js';
 import type { ResolvedThornOptions } from './thorn-options.js';
+import { operationsProviders } from './thorn.operations.js';
 
 /** Webhooks for NestJS: `ThornModule.forRoot(options)` or `ThornModule.forRootAsync({ useFactory, inject })`. */
 @Module({
@@ -21,23 +25,48 @@ import type { ResolvedThornOptions } from './thorn-options.js';
       inject: [ThornResources],
     },
     {
+      provide: RecipientResolver,
+      useFactory: (o: ResolvedThornOptions, store: SubscriptionStore | null) =>
+        new RecipientResolver(o, store),
+      inject: [THORN_OPTIONS, SubscriptionStore],
+    },
+    {
       provide: DeliveryService,
       useFactory: async (
         o: ResolvedThornOptions,
         store: SubscriptionStore | null,
         resources: ThornResources,
-      ) => new DeliveryService(o, store, await resources.getTransport()),
+      ) => {
+        // before anything is sent: the optional OpenTelemetry API is loaded asynchronously, once
+        await loadTelemetry();
+        return new DeliveryService(o, await resources.getTransport(), {
+          onGone: store ? deleteWhenGone(store) : undefined,
+        });
+      },
       inject: [THORN_OPTIONS, SubscriptionStore, ThornResources],
     },
     {
       provide: Dispatcher,
-      useFactory: (o: ResolvedThornOptions, delivery: DeliveryService, resources: ThornResources) =>
-        resources.getDispatcher(o.dispatcher, delivery),
-      inject: [THORN_OPTIONS, DeliveryService, ThornResources],
+      useFactory: (
+        o: ResolvedThornOptions,
+        delivery: DeliveryService,
+        recipients: RecipientResolver,
+        resources: ThornResources,
+      ) => resources.getDispatcher(o.dispatcher, delivery, recipients),
+      inject: [THORN_OPTIONS, DeliveryService, RecipientResolver, ThornResources],
     },
     EventService,
     ...modelEventProviders,
+    ...operationsProviders,
   ],
-  exports: [EventService, DeliveryService, Dispatcher, ModelEventEmitter, THORN_OPTIONS],
+  exports: [
+    EventService,
+    DeliveryService,
+    Dispatcher,
+    RecipientResolver,
+    ModelEventEmitter,
+    THORN_OPTIONS,
+    ThornHealthIndicator,
+  ],
 })
 export class ThornModule extends ConfigurableThornModule {}

@@ -5,6 +5,7 @@ import { createTransport } from './delivery/transport.factory.js';
 import type { Transport } from './delivery/transport.js';
 import { createDispatcher } from './dispatchers/dispatcher.factory.js';
 import type { Dispatcher } from './dispatchers/dispatcher.js';
+import type { RecipientResolver } from './subscriptions/recipient.resolver.js';
 import { InjectThornOptions } from './thorn.decorators.js';
 import type { DispatcherOption, ResolvedThornOptions } from './thorn-options.js';
 
@@ -28,15 +29,20 @@ export class ThornResources implements OnApplicationShutdown {
     this.transport ??= createTransport(this.options.transport, {
       lookup: this.options.lookup,
       maxResponseBody: this.options.maxResponseBody,
+      maxConnections: this.options.concurrency,
     });
     return this.transport;
   }
 
   /** The dispatcher named by `option`; custom classes are created with Nest DI. */
-  getDispatcher(option: DispatcherOption, delivery: DeliveryService): Promise<Dispatcher> {
+  getDispatcher(
+    option: DispatcherOption,
+    delivery: DeliveryService,
+    recipients: RecipientResolver,
+  ): Promise<Dispatcher> {
     let d = this.dispatchers.get(option);
     if (!d) {
-      d = createDispatcher(option, this.options, delivery, this.moduleRef);
+      d = createDispatcher(option, this.options, delivery, recipients, this.moduleRef);
       this.dispatchers.set(option, d);
     }
     return d;

@@ -1,5 +1,6 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
+import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import type { DataSourceOptions } from 'typeorm';
 import {
@@ -11,6 +12,7 @@ import {
 } from 'nestjs-thorn';
 import { ArticlesController } from './articles.controller.js';
 import { BearerAuthGuard } from './auth.js';
+import { HealthController } from './health.controller.js';
 import { Account, Article, Author, Tag, User } from './entities.js';
 import { SeedService } from './seed.js';
 
@@ -53,6 +55,7 @@ export class AppModule {
       imports: [
         TypeOrmModule.forRoot(database),
         TypeOrmModule.forFeature([User, Author, Tag, Article]),
+        TerminusModule,
         ThornModule.forRoot({
           dispatcher: config.dispatcher ?? 'direct',
           ...(config.dispatcher === 'bull' ? { bull: config.redisUrl ?? 'redis://127.0.0.1:6379' } : {}),
@@ -68,7 +71,7 @@ export class AppModule {
           ],
         }),
       ],
-      controllers: [ArticlesController],
+      controllers: [ArticlesController, HealthController],
       providers: [SeedService, { provide: APP_GUARD, useClass: BearerAuthGuard }],
     };
   }

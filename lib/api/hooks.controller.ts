@@ -35,6 +35,7 @@ import {
   type SubscriptionJson,
 } from './subscription.mapper.js';
 import { SubscriptionValidationPipe } from './subscription-validation.pipe.js';
+import { UserQuota } from './user-quota.js';
 
 /** The requesting user's id (a string), as `HooksGuard` found it. */
 export const HooksUser = createParamDecorator(
@@ -52,13 +53,17 @@ export class HooksController {
   constructor(
     @Inject(SubscriptionStore) private readonly store: SubscriptionStore,
     @InjectThornOptions() private readonly options: ResolvedThornOptions,
-  ) {}
+  ) {
+    this.quota = new UserQuota(store.repository);
+  }
+
+  private readonly quota: UserQuota;
 
   private get repository(): Repository<Subscriber> {
     return this.store.repository;
   }
 
-  /** `GET /hooks`: the user's subscriptions, oldest first. */
+  /** `GET /hooks`: the user's subscriptions, oldest first, without their secrets. */
   @Get()
   async list(@HooksUser() user: string, @Req() req: any): Promise<SubscriptionJson[]> {
     const rows = await this.repository.find({ where: { user }, order: { createdAt: 'ASC', id: 'ASC' } });
@@ -76,21 +81,18 @@ export class HooksController {
     @Req() req: any,
     @Res({ passthrough: true }) res: any,
   ): Promise<SubscriptionJson> {
-    // checked before insert, not atomically: N concurrent creates may overshoot by up to N - 1 (README, Known limits)
-    if ((await this.repository.countBy({ user })) >= this.options.maxSubscriptionsPerUser) {
-      throw new ConflictException(hooksMessages.quota(this.options.maxSubscriptionsPerUser));
-    }
     const entity = this.repository.create({ ...this.changes(body), user });
-    const saved = await this.repository.save(entity);
-    const json = await this.show(saved.id, user, collectionUrl(req, false));
+    const saved = await this.quota.create(user, this.options.maxSubscriptionsPerUser, entity);
+    if (!saved) throw new ConflictException(hooksMessages.quota(this.options.maxSubscriptionsPerUser));
+    const json = await this.show(saved.id, user, collectionUrl(req, false), true);
     res.setHeader('Location', json.subscription);
     return json;
   }
 
-  /** `GET /hooks/:id`: 404 when unknown, malformed or someone else's. */
+  /** `GET /hooks/:id`, with the secret: 404 when unknown, malformed or someone else's. */
   @Get(':id')
   async get(@HooksUser() user: string, @Param('id') id: string, @Req() req: any): Promise<SubscriptionJson> {
-    return this.show(id, user, collectionUrl(req, true));
+    return this.show(id, user, collectionUrl(req, true), true);
   }
 
   /** `PUT /hooks/:id`: full update (`event` and `url` required; fields left out keep their value). */
@@ -149,10 +151,10 @@ export class HooksController {
     return out;
   }
 
-  /** Reads the row back, so timestamps and defaults are the database's. */
-  private async show(id: string, user: string, collection: string): Promise<SubscriptionJson> {
+  /** Reads the row back, so timestamps and defaults are the database's; the secret only `withSecret`. */
+  private async show(id: string, user: string, collection: string, withSecret = false): Promise<SubscriptionJson> {
     const row = await this.find(id, user);
-    return toSubscriptionJson(row, detailUrl(collection, row.id));
+    return toSubscriptionJson(row, detailUrl(collection, row.id), withSecret);
   }
 
   private async find(id: string, user: string): Promise<Subscriber> {

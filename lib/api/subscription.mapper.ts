@@ -7,7 +7,8 @@ export interface SubscriptionJson {
   url: string;
   content_type: string;
   user: string | null;
-  hmac_secret: string;
+  /** Only in the answers of `POST /hooks` and `GET /hooks/:id` (never in a list or an update's answer). */
+  hmac_secret?: string;
   hmac_digest: string;
   created_at: string | null;
   updated_at: string | null;
@@ -15,15 +16,18 @@ export interface SubscriptionJson {
   subscription: string;
 }
 
-/** Maps a stored subscription to its JSON form; `detailUrl` is the absolute URL of its `GET /hooks/:id`. */
-export function toSubscriptionJson(s: Subscriber, detailUrl: string): SubscriptionJson {
+/**
+ * Maps a stored subscription to its JSON form; `detailUrl` is the absolute URL of its `GET /hooks/:id`. The secret is
+ * shown only with `withSecret` (the create and detail answers), so a list never carries every secret of a user.
+ */
+export function toSubscriptionJson(s: Subscriber, detailUrl: string, withSecret = false): SubscriptionJson {
   return {
     id: s.id,
     event: s.event,
     url: s.url,
     content_type: s.contentType,
     user: s.user ?? null,
-    hmac_secret: s.hmacSecret,
+    ...(withSecret ? { hmac_secret: s.hmacSecret } : {}),
     hmac_digest: s.hmacDigest,
     created_at: isoDate(s.createdAt),
     updated_at: isoDate(s.updatedAt),

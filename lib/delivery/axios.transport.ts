@@ -138,7 +138,12 @@ export class AxiosTransport implements Transport {
   private agentsFor(validators: RecipientValidator[], keepAlive: boolean): SafeAgents {
     let set = this.agentSets.get(validators);
     if (!set) {
-      const base = { validators, lookup: this.options.lookup, tls: this.tls };
+      const base = {
+        validators,
+        lookup: this.options.lookup,
+        tls: this.tls,
+        maxSockets: this.options.maxConnections,
+      };
       set = { keep: createSafeAgents(base), close: createSafeAgents({ ...base, keepAlive: false }) };
       this.agentSets.set(validators, set);
       if (this.agentSets.size > MAX_AGENT_SETS) {

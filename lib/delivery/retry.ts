@@ -59,6 +59,22 @@ export function parseRetryAfter(value: string | string[] | undefined, now = Date
 }
 
 /**
+ * The delay in ms before the next attempt of a request that just failed with `verdict`, or undefined when it gets
+ * none: only a retryable failure is retried, when its settings allow retries and fewer than `retryMax` were made
+ * (`attempts` counts the one just made). The delay follows `retryDelayFor`, honouring `Retry-After`.
+ */
+export function nextRetry(
+  req: { attempts: number; settings: DeliverySettings },
+  verdict: AttemptVerdict,
+): number | undefined {
+  const retriesDone = req.attempts - 1;
+  if (!verdict.ok && verdict.retryable && req.settings.retry && retriesDone < req.settings.retryMax) {
+    return retryDelayFor(req.settings, retriesDone + 1, verdict.retryAfter);
+  }
+  return undefined;
+}
+
+/**
  * Delay in ms before retry number `n` (1-based).
  * - `fixed`: `retryDelay` every time.
  * - `exponential`: `retryDelay · 2^(n-1)`, capped at `retryDelayMax`, then ±20 % jitter (never above the cap, so

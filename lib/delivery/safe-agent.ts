@@ -31,6 +31,8 @@ export interface SafeAgentOptions {
   keepAlive?: boolean;
   /** Idle time before a kept-alive connection is closed, in ms (default 30 000). */
   keepAliveTimeout?: number;
+  /** Sockets per origin at most (default unbounded); more requests wait for a free one. */
+  maxSockets?: number;
   /** Milliseconds for the DNS lookup and TCP connect together (default 10 000). */
   connectTimeout?: number;
   tls?: SafeAgentTlsOptions;
@@ -177,6 +179,7 @@ export function createSafeAgents(opts: SafeAgentOptions): SafeAgents {
     // Idle kept-alive sockets are closed after this (the agent applies it when a socket becomes free).
     ...(keepAlive && { timeout: opts.keepAliveTimeout ?? 30_000 }),
     scheduling: 'lifo',
+    ...(opts.maxSockets !== undefined && { maxSockets: opts.maxSockets }),
   };
   const { rejectUnauthorized: _ignored, ...tls } = opts.tls ?? {};
   const httpAgent = new SafeHttpAgent(common, opts);

@@ -1,5 +1,6 @@
 import type { LookupFunction } from 'node:net';
 import { buildConnector, errors } from 'undici';
+import { asError } from './io.js';
 import { parseIpLiteral, validateRecipient } from './validators.js';
 import type { LookupLike, RecipientValidator, ResolvedAddress } from './validators.js';
 
@@ -77,31 +78,36 @@ export function createSafeConnector(opts: SafeConnectorOptions): buildConnector.
     timer.unref?.();
 
     const attempt = (addresses: ResolvedAddress[], i: number) => {
-      connectTo({ ...options, hostname: addresses[i].address, servername }, (err, socket) => {
-        if (done) {
-          socket?.destroy();
-          return;
-        }
-        if (err) {
-          const code = (err as NodeJS.ErrnoException).code;
-          if (i + 1 < addresses.length && code && TRY_NEXT_ADDRESS.has(code))
-            return attempt(addresses, i + 1);
-          return fail(err);
-        }
-        done = true;
-        callback(null, socket!);
-      });
+      try {
+        connectTo({ ...options, hostname: addresses[i].address, servername }, (err, socket) => {
+          if (done) {
+            socket?.destroy();
+            return;
+          }
+          if (err) {
+            const code = (err as NodeJS.ErrnoException).code;
+            if (i + 1 < addresses.length && code && TRY_NEXT_ADDRESS.has(code))
+              return attempt(addresses, i + 1);
+            return fail(err);
+          }
+          done = true;
+          callback(null, socket!);
+        });
+      } catch (err) {
+        // e.g. tls.connect() rejecting an option: it throws instead of calling back
+        fail(asError(err));
+      }
     };
 
-    validateRecipient(origin, opts.validators, opts.lookup).then(
-      ({ addresses }) => {
+    validateRecipient(origin, opts.validators, opts.lookup)
+      .then(({ addresses }) => {
         clearTimeout(timer);
         if (!done) attempt(addresses, 0);
-      },
-      (err: unknown) => {
+      })
+      // a catch after the then, not then(ok, fail): whatever ok throws fails the connection, never goes unhandled
+      .catch((err: unknown) => {
         clearTimeout(timer);
-        fail(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
+        fail(asError(err));
+      });
   };
 }

@@ -20,16 +20,38 @@ export function toDigest(d: string): HmacDigest {
 export const sign: HmacSigner = (digest, secret, message) =>
   createHmac(toDigest(digest), secret).update(message).digest('base64');
 
-/** Verifies a `sign()` signature in constant time. */
+/**
+ * The Standard Webhooks `webhook-signature` value (`v1,` + Base64 HMAC-SHA256 of `id.timestamp.body`). The message id
+ * is part of what is signed, so the delivery id must be final before this is called.
+ */
+export function standardWebhooksSignature(
+  id: string,
+  timestamp: string,
+  secret: string,
+  body: string | Buffer,
+): string {
+  return `v1,${createHmac('sha256', secret).update(`${id}.${timestamp}.`).update(body).digest('base64')}`;
+}
+
+// Standard Base64 with its padding: the only form `sign()` produces.
+const CANONICAL_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Verifies a `sign()` signature: true only for the exact canonical signature (standard Base64, padded, nothing around
+ * it), compared in constant time. Anything else is false, an unknown digest included; it never throws for them.
+ */
 export function verify(
   signature: string,
   digest: HmacDigest | string,
   secret: string,
   message: string | Buffer,
 ): boolean {
-  if (typeof signature !== 'string' || !signature) return false;
-  const want = createHmac(toDigest(digest), secret).update(message).digest();
-  const got = Buffer.from(signature, 'base64');
+  if (typeof signature !== 'string' || !signature || !CANONICAL_BASE64.test(signature)) return false;
+  const d = String(digest).toLowerCase() as HmacDigest;
+  if (!HMAC_DIGESTS.includes(d)) return false;
+  const want = Buffer.from(createHmac(d, secret).update(message).digest('base64'), 'latin1');
+  const got = Buffer.from(signature, 'latin1');
+  // the canonical strings, not decoded bytes: decoding would accept other spellings of the same bytes
   return got.length === want.length && timingSafeEqual(got, want);
 }
 

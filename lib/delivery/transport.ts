@@ -31,6 +31,11 @@ export interface Transport {
 export interface TransportOptions {
   lookup: LookupLike;
   maxResponseBody: number;
+  /**
+   * Connections per origin (per pool) at most: the module's `concurrency`, so a burst never opens more sockets to one
+   * receiver than requests may be in flight (default: unbounded, for a transport used on its own).
+   */
+  maxConnections?: number;
   /** TLS trust: an extra CA (e.g. a private one); `rejectUnauthorized: false` is for tests only. */
   tls?: { ca?: string | Buffer; rejectUnauthorized?: boolean };
 }

@@ -34,7 +34,9 @@ export class UndiciTransport implements Transport {
       agent = new Agent({
         connect: createSafeConnector({ validators, lookup: this.options.lookup, tls: this.options.tls }),
         keepAliveTimeout: 30_000,
-        connections: null,
+        // without a cap undici opens a new socket whenever none is free yet, e.g. while a finished request's socket
+        // is still being handed back: a burst could hold twice `concurrency` sockets to one receiver
+        connections: this.options.maxConnections ?? null,
       });
       agents.set(validators, agent);
       if (agents.size > MAX_AGENTS) {

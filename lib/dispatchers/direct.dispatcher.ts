@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { AttemptOutcome, DeliveryService } from '../delivery/delivery.service.js';
 import { redactUrl } from '../delivery/io.js';
 import { ConcurrencyLimit } from './concurrency-limit.js';
-import { retryDelayFor } from '../delivery/retry.js';
+import { nextRetry } from '../delivery/retry.js';
 import type {
   DeliveryCallbacks,
   DeliveryRequest,
@@ -10,7 +10,16 @@ import type {
   EventEnvelope,
   SendResult,
 } from '../events/envelope.js';
+import type { RecipientResolver } from '../subscriptions/recipient.resolver.js';
 import type { Dispatcher } from './dispatcher.js';
+
+// The longest delay setTimeout honours; it fires longer ones after 1 ms.
+const MAX_TIMER_DELAY = 2 ** 31 - 1;
+
+/** A scheduled retry; `handle` is the current step's timer. */
+interface RetryTimer {
+  handle: NodeJS.Timeout | undefined;
+}
 
 /**
  * `dispatcher: 'direct'`: delivers in-process, at most `concurrency` requests in flight. `dispatch()` resolves when
@@ -19,19 +28,23 @@ import type { Dispatcher } from './dispatcher.js';
 export class DirectDispatcher implements Dispatcher {
   private readonly logger = new Logger('Thorn');
   private readonly limit: ConcurrencyLimit;
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly timers = new Set<RetryTimer>();
   private closed = false;
 
   constructor(
     private readonly delivery: DeliveryService,
+    private readonly recipients: RecipientResolver,
     private readonly concurrency: number,
   ) {
     this.limit = new ConcurrencyLimit(concurrency);
   }
 
   async dispatch(envelope: EventEnvelope): Promise<SendResult> {
-    const recipients = await this.delivery.recipients(envelope);
-    const requests = this.delivery.prepare(envelope, recipients);
+    const recipients = await this.recipients.resolve(envelope);
+    if (!recipients.length) return { event: envelope.name, deliveries: [] };
+    // a JSON body over maxPayloadSize rejects send(); any other recipient that can't be encoded fails alone
+    const bodies = this.delivery.jsonBody(envelope);
+    const requests = this.delivery.prepare(envelope, recipients, { bodies });
     const deliveries = await Promise.all(requests.map((r) => this.deliver(r, envelope.callbacks)));
     return { event: envelope.name, deliveries };
   }
@@ -73,7 +86,7 @@ export class DirectDispatcher implements Dispatcher {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const t of this.timers) clearTimeout(t);
+    for (const t of this.timers) clearTimeout(t.handle);
     if (this.timers.size)
       this.logger.warn(`${this.timers.size} scheduled retries dropped at shutdown (direct dispatcher)`);
     this.timers.clear();
@@ -96,20 +109,11 @@ export class DirectDispatcher implements Dispatcher {
   /** Schedules a retry or runs the final callback; returns whether a retry was scheduled. */
   private settle(req: DeliveryRequest, outcome: AttemptOutcome, callbacks?: DeliveryCallbacks): boolean {
     const { verdict } = outcome;
-    const retriesDone = req.attempts - 1;
-    if (
-      !verdict.ok &&
-      verdict.retryable &&
-      req.settings.retry &&
-      retriesDone < req.settings.retryMax &&
-      !this.closed
-    ) {
-      const delay = retryDelayFor(req.settings, retriesDone + 1, verdict.retryAfter);
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
+    const delay = this.closed ? undefined : nextRetry(req, verdict);
+    if (delay !== undefined) {
+      this.schedule(delay, () => {
         void this.limit.run(() => this.delivery.attempt(req)).then((o) => this.settle(req, o, callbacks));
-      }, delay);
-      this.timers.add(timer);
+      });
       return true;
     }
     if (!verdict.ok) {
@@ -119,6 +123,26 @@ export class DirectDispatcher implements Dispatcher {
     }
     void this.callback(req, outcome, callbacks);
     return false;
+  }
+
+  /**
+   * Runs `run` after `delay` ms. setTimeout fires delays over 2^31 - 1 ms (about 24.8 days) after 1 ms, so a longer
+   * delay (e.g. a Retry-After of weeks with a large retryDelayMax) waits in steps of at most that.
+   */
+  private schedule(delay: number, run: () => void): void {
+    const timer: RetryTimer = { handle: undefined };
+    const arm = (remaining: number) => {
+      timer.handle = setTimeout(
+        () => {
+          if (remaining > MAX_TIMER_DELAY) return arm(remaining - MAX_TIMER_DELAY);
+          this.timers.delete(timer);
+          run();
+        },
+        Math.min(remaining, MAX_TIMER_DELAY),
+      );
+    };
+    arm(delay);
+    this.timers.add(timer);
   }
 
   private async callback(

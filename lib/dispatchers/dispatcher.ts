@@ -2,7 +2,8 @@ import type { EventEnvelope, SendResult } from '../events/envelope.js';
 
 /**
  * Runs the deliveries of sent events. Both the interface to implement for a custom dispatcher
- * (`dispatcher: MyDispatcher`, instantiated with Nest DI so it can inject `DeliveryService`) and its injection token.
+ * (`dispatcher: MyDispatcher`, instantiated with Nest DI so it can inject `RecipientResolver` and `DeliveryService`)
+ * and its injection token.
  */
 export abstract class Dispatcher {
   /** Delivers (or enqueues) one event. */

@@ -1,34 +1,10 @@
 import type { DeliveryOverrides, DeliverySettings } from '../thorn-options.js';
+import type { DeliveryRequest } from '../delivery/request.js';
 import type { RecipientValidator } from '../delivery/validators.js';
 import type { SubscriberContext, SubscribersOption } from '../subscriptions/recipient.js';
 
-/** A delivery as callbacks see it: the exact request, and its outcome so far. */
-export interface DeliveryRequest {
-  /** `Hook-Delivery`: a UUID, the same on every retry. */
-  id: string;
-  event: string;
-  /** `Hook-Subscription`. */
-  subscription: string;
-  url: string;
-  contentType: string;
-  headers: Record<string, string>;
-  /** The exact bytes sent (and signed). */
-  body: string | Buffer;
-  settings: DeliverySettings;
-  keepAlive: boolean;
-  /** Attempts made so far. */
-  attempts: number;
-  /** Status of the last answer, if any. */
-  status?: number;
-  source: 'static' | 'stored' | 'event';
-  /** Validators of the event, when it overrides the module's. */
-  validators?: RecipientValidator[];
-  /**
-   * Set when this recipient's request could not be built (unknown content type or digest, a signer that threw): the
-   * delivery fails with it, without a request, and the event's other recipients are still served.
-   */
-  failure?: Error;
-}
+// defined in delivery/ (the bottom layer, which builds it); exported from here as before
+export type { DeliveryRequest };
 
 /** Per-delivery callbacks of `send()`; each runs once, on the delivery's final outcome. */
 export interface DeliveryCallbacks {

@@ -1,4 +1,4 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { sharedState } from '../shared-state.js';
 import type { Dispatcher } from '../dispatchers/dispatcher.js';
 import type { EventEnvelope, SendResult } from './envelope.js';
 
@@ -63,5 +63,5 @@ export class EventBuffer {
   }
 }
 
-/** The buffer of the current async context, if any: concurrent requests never share one. */
-export const bufferStorage = new AsyncLocalStorage<EventBuffer>();
+/** The buffer of the current async context, if any: concurrent requests never share one (one per process: shared state). */
+export const bufferStorage = sharedState.bufferStorage;

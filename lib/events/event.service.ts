@@ -3,9 +3,11 @@ import { DeliveryService } from '../delivery/delivery.service.js';
 import { Dispatcher } from '../dispatchers/dispatcher.js';
 import type { ThornQueueStats } from '../dispatchers/queue/queue.types.js';
 import type { Recipient, SubscriberSpec, SubscribersOption } from '../subscriptions/recipient.js';
+import { RecipientResolver } from '../subscriptions/recipient.resolver.js';
 import { hasUnsignedStatic } from '../subscriptions/static-subscribers.js';
 import { InjectThornOptions } from '../thorn.decorators.js';
 import { ThornResources } from '../thorn.resources.js';
+import { traceSend } from '../telemetry/telemetry.js';
 import { messages } from '../messages.js';
 import {
   deliveryOverrides,
@@ -27,6 +29,7 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
   constructor(
     @InjectThornOptions() readonly options: ResolvedThornOptions,
     readonly delivery: DeliveryService,
+    @Inject(RecipientResolver) readonly recipients: RecipientResolver,
     @Inject(Dispatcher) readonly dispatcher: Dispatcher,
     @Inject(ThornResources) private readonly resources: ThornResources,
   ) {}
@@ -82,7 +85,7 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
       buffer.hold({ envelope, dispatcher });
       return { event: name, deliveries: [], buffered: true };
     }
-    return dispatcher.dispatch(envelope);
+    return traceSend(name, () => dispatcher.dispatch(envelope));
   }
 
   /**
@@ -96,7 +99,7 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
 
   /** Who would receive event `name` sent by `sender`: static, then stored, then none of any event's own. */
   subscribersFor(name: string, sender?: unknown): Promise<Recipient[]> {
-    return this.delivery.recipients({ name, sender: senderId(sender), context: {} });
+    return this.recipients.resolve({ name, sender: senderId(sender), context: {} });
   }
 
   /**
@@ -160,7 +163,7 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
   }
 
   private dispatcherFor(option: DispatcherOption | undefined): Promise<Dispatcher> {
-    return this.resources.getDispatcher(option ?? this.options.dispatcher, this.delivery);
+    return this.resources.getDispatcher(option ?? this.options.dispatcher, this.delivery, this.recipients);
   }
 }
 

@@ -1,7 +1,7 @@
 import { toQ, type Q, type QLike } from '../filters/index.js';
 import type { EventOptions } from './event.js';
 import { compileNameTemplate, getPath, type NameTemplate } from './name-template.js';
-import { toJsonSafe } from './payload.js';
+import { setOwn, toJsonSafe } from './payload.js';
 import { absoluteRef, type Reverser } from './reverse.js';
 
 /** What makes a model event fire by itself; without `on` it is sent manually only. */
@@ -234,7 +234,7 @@ export function modelMessage(
   };
   if (requestData) {
     const extra = toJsonSafe(requestData, 'requestData') as Record<string, unknown>;
-    for (const [k, v] of Object.entries(extra)) if (!MESSAGE_KEYS.has(k)) message[k] = v;
+    for (const [k, v] of Object.entries(extra)) if (!MESSAGE_KEYS.has(k)) setOwn(message, k, v);
   }
   return message;
 }

@@ -15,11 +15,24 @@ export interface NameTemplate {
   readonly source: string;
   /** Dotted paths it reads from the instance (empty for a plain name). */
   readonly paths: readonly string[];
-  /** The event name for `instance`; throws when a path is null or undefined. */
+  /**
+   * The event name for `instance`; throws when a path is null or undefined. In each value `%`, `.`, `*` and `#` are
+   * percent-encoded (`%25`, `%2E`, `%2A`, `%23`), so a value is always exactly one word of the name.
+   */
   render(instance: unknown): string;
 }
 
 const PLACEHOLDER = /\{([^{}]*)\}/g;
+// Characters that would change a name's words or act as wildcards, and `%` so the escaping can be undone.
+const WORD_SPECIALS = /[%.*#]/g;
+
+/**
+ * One template value as one word of an event name: `%`, `.`, `*` and `#` percent-encoded, so `'a.b'` cannot add a
+ * word and `'*'` is no wildcard (`decodeURIComponent` gives the value back).
+ */
+export function escapeEventWord(value: string): string {
+  return value.replace(WORD_SPECIALS, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
 
 /** Compiles an event name: `{path}` and `{.path}` are replaced by the (dotted) property of the instance. */
 export function compileNameTemplate(source: string): NameTemplate {
@@ -47,7 +60,7 @@ export function compileNameTemplate(source: string): NameTemplate {
         if (value === null || value === undefined) {
           throw new Error(`Model event name "${source}": "${path}" is ${value} on the instance`);
         }
-        return String(value);
+        return escapeEventWord(String(value));
       });
     },
   };

@@ -1,8 +1,17 @@
-/** Thrown by `send()` when the payload cannot be encoded; no request has been made. */
-export class PayloadError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'PayloadError';
+import { PayloadError } from '../delivery/payload-error.js';
+
+// defined in delivery/ (the bottom layer, which throws it too); exported from here as before
+export { PayloadError };
+
+/**
+ * Sets `obj[key]` as an own property, `__proto__` included: assigning `obj['__proto__']` would replace the object's
+ * prototype instead, and the key would vanish from the JSON body.
+ */
+export function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') {
+    Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+  } else {
+    obj[key] = value;
   }
 }
 
@@ -61,7 +70,7 @@ export function toJsonSafe(value: unknown, path = 'data', seen: Set<object> = ne
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(obj)) {
       const enc = toJsonSafe(v, `${path}.${k}`, seen);
-      if (enc !== undefined) out[k] = enc;
+      if (enc !== undefined) setOwn(out, k, enc);
     }
     return out;
   } finally {

@@ -1,20 +1,5 @@
-import type { HmacDigest } from '../delivery/signing.js';
-
-/** One resolved destination of an event: a stored, static or per-event subscriber. */
-export interface Recipient {
-  /** Subscription id, sent as `Hook-Subscription` (stable for static subscribers). */
-  id: string;
-  url: string;
-  /** The pattern it subscribed with. */
-  event: string;
-  contentType: string;
-  /** null/undefined: the request is sent unsigned. */
-  hmacSecret?: string | null;
-  hmacDigest: HmacDigest;
-  /** Owner id, for stored subscriptions. */
-  user?: string | null;
-  source: 'static' | 'stored' | 'event';
-}
+// defined in delivery/ (the bottom layer, which prepares one request per recipient); exported from here as before
+export type { Recipient } from '../delivery/request.js';
 
 /** A subscriber given as an object (static or callback subscribers). */
 export interface SubscriberObject {

@@ -1,23 +1,103 @@
-import type { DataSource, EntityTarget, Repository } from 'typeorm';
+import { Logger } from '@nestjs/common';
+import type {
+  DataSource,
+  EntitySubscriberInterface,
+  EntityTarget,
+  QueryRunner,
+  Repository,
+  TransactionCommitEvent,
+  TransactionRollbackEvent,
+} from 'typeorm';
+import { redactUrl } from '../delivery/io.js';
+import { messages } from '../messages.js';
+import { PatternCache } from './pattern-cache.js';
 import { candidatePatterns } from './pattern.js';
 import type { Recipient } from './recipient.js';
 import type { Subscriber } from './subscriber.entity.js';
+import { installVersion, versionTarget } from './subscriber-version.js';
 
 const FIELDS = ['id', 'event', 'url', 'user', 'hmacSecret', 'hmacDigest', 'contentType'] as const;
 
+export interface SubscriptionStoreOptions {
+  /**
+   * `subscriptionCacheTtl`: how long (ms) a checked copy of the stored patterns answers lookups before the version row
+   * is read again; 0 (the default here) = no cache, every lookup queries.
+   */
+  cacheTtl?: number;
+}
+
 /**
  * Stored subscriptions: lookup by event name with one indexed `event IN (candidate patterns)` query (never a scan),
- * filtered by owner.
+ * filtered by owner. With a cache (`cacheTtl` > 0, PostgreSQL and SQLite, after `start()`), an event none of whose
+ * candidate patterns is stored skips the query (see `PatternCache` for the staleness bound).
  */
 export class SubscriptionStore {
   readonly repository: Repository<Subscriber>;
   /** Prepared SQL per ownership filter on PostgreSQL and SQLite; null elsewhere (QueryBuilder). */
   private readonly sql: { withSender: string; anyone: string; ownerless: string } | null;
   private readonly encoded = new WeakMap<string[], string>();
+  /** Set by `start()` when the version row and its triggers are in place. */
+  private cache: PatternCache | null = null;
+  private writes: SubscriptionWrites | null = null;
+  private readonly logger = new Logger('Thorn');
 
-  constructor(dataSource: DataSource, entity: EntityTarget<Subscriber>) {
+  constructor(
+    private readonly dataSource: DataSource,
+    entity: EntityTarget<Subscriber>,
+    private readonly options: SubscriptionStoreOptions = {},
+  ) {
     this.repository = dataSource.getRepository(entity);
     this.sql = this.prepare(dataSource);
+  }
+
+  /**
+   * Turns the pattern cache on (when `cacheTtl` > 0 on PostgreSQL or SQLite): creates the version table, row and
+   * triggers if missing (the `CreateThornSubscriberVersion…` migration creates them ahead), and listens for this
+   * process's own writes through TypeORM (the /hooks API, repositories, query builders) to invalidate on commit. When
+   * they can't be created (e.g. no DDL rights), logs why and keeps querying on every event.
+   */
+  async start(): Promise<void> {
+    const ttl = this.options.cacheTtl ?? 0;
+    const meta = this.repository.metadata;
+    const schema = meta.schema ?? (this.dataSource.options as { schema?: string }).schema;
+    const target = versionTarget(this.dataSource, meta.tableName, schema);
+    if (ttl <= 0 || !target || this.cache) return;
+    try {
+      await installVersion(this.dataSource, target);
+    } catch (err) {
+      this.logger.warn(messages.subscriptionCacheOff(meta.tableName, (err as Error)?.message ?? String(err)));
+      return;
+    }
+    const column = this.dataSource.driver.escape(meta.findColumnWithPropertyName('event')!.databaseName);
+    this.cache = new PatternCache(this.repository, target, column, ttl);
+    this.writes = new SubscriptionWrites(meta.target, this.cache);
+    this.dataSource.subscribers.push(this.writes);
+  }
+
+  /** In the module: started once the app's logger is in place. */
+  onModuleInit(): Promise<void> {
+    return this.start();
+  }
+
+  onApplicationShutdown(): void {
+    this.close();
+  }
+
+  /** Stops listening for writes (the cache stays as it is). */
+  close(): void {
+    const i = this.writes ? this.dataSource.subscribers.indexOf(this.writes) : -1;
+    if (i >= 0) this.dataSource.subscribers.splice(i, 1);
+    this.writes = null;
+  }
+
+  /** The pattern cache, when on (tests, diagnostics). */
+  get patternCache(): PatternCache | null {
+    return this.cache;
+  }
+
+  /** Makes the next lookup check the version at once (done on commit of this process's TypeORM writes). */
+  invalidate(): void {
+    this.cache?.invalidate();
   }
 
   /**
@@ -26,6 +106,10 @@ export class SubscriptionStore {
    */
   async find(event: string, sender?: string | null, ownerlessOnly = false): Promise<Recipient[]> {
     const patterns = candidatePatterns(event);
+    if (this.cache) {
+      const may = this.cache.mayMatch(patterns);
+      if (may === false || (may !== true && !(await may))) return [];
+    }
     const owned = sender !== undefined && sender !== null;
     const ownerless = !owned && ownerlessOnly;
     let rows: Record<string, any>[];
@@ -98,5 +182,68 @@ export class SubscriptionStore {
       withSender: `${base} AND (${user} = ${sender} OR ${user} IS NULL)${order}`,
       ownerless: `${base} AND ${user} IS NULL${order}`,
     };
+  }
+}
+
+/**
+ * `DeliveryService`'s `onGone` for the module's store: deletes the stored subscription whose receiver answered
+ * 410 Gone and logs it (or logs why it could not).
+ */
+export function deleteWhenGone(
+  store: SubscriptionStore,
+  logger = new Logger('Thorn'),
+): (subscriptionId: string, request: { url: string }) => Promise<void> {
+  return async (id, request) => {
+    try {
+      await store.remove(id);
+      logger.log(`Subscription ${id} deleted: ${redactUrl(request.url)} answered 410 Gone`);
+    } catch (err) {
+      logger.error(`Could not delete subscription ${id} after 410 Gone: ${(err as Error).message}`);
+    }
+  };
+}
+
+/**
+ * Invalidates the cache when this process writes subscriptions through TypeORM: at once (a write outside a
+ * transaction) and again when the transaction that wrote commits, since a check between the write and the commit still
+ * sees the old rows. Nested transactions count at the outermost commit.
+ */
+class SubscriptionWrites implements EntitySubscriberInterface {
+  private readonly pending = new WeakSet<QueryRunner>();
+
+  constructor(
+    private readonly target: EntityTarget<any>,
+    private readonly cache: PatternCache,
+  ) {}
+
+  listenTo(): any {
+    return this.target;
+  }
+
+  afterInsert(e: { queryRunner: QueryRunner }): void {
+    this.touched(e.queryRunner);
+  }
+
+  afterUpdate(e: { queryRunner: QueryRunner }): void {
+    this.touched(e.queryRunner);
+  }
+
+  afterRemove(e: { queryRunner: QueryRunner }): void {
+    this.touched(e.queryRunner);
+  }
+
+  afterTransactionCommit(e: TransactionCommitEvent): void {
+    if (e.queryRunner.isTransactionActive || !this.pending.has(e.queryRunner)) return;
+    this.pending.delete(e.queryRunner);
+    this.cache.invalidate();
+  }
+
+  afterTransactionRollback(e: TransactionRollbackEvent): void {
+    if (!e.queryRunner.isTransactionActive) this.pending.delete(e.queryRunner);
+  }
+
+  private touched(queryRunner: QueryRunner): void {
+    this.cache.invalidate();
+    if (queryRunner?.isTransactionActive) this.pending.add(queryRunner);
   }
 }

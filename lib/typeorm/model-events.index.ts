@@ -1,13 +1,8 @@
-import type {
-  DataSource,
-  EntityMetadata,
-  FindOptionsRelations,
-  ObjectLiteral,
-  RelationMetadata,
-} from 'typeorm';
+import type { DataSource, EntityMetadata, FindOptionsRelations, ObjectLiteral } from 'typeorm';
 import type { ModelEventDefinition, WebhookModelDefinition } from '../events/model-event.js';
 import { hasTransitions } from '../filters/q.js';
 import type { ModelEventsMetadataAccessor } from './model-events.metadata-accessor.js';
+import type { RelationMetadata } from './typeorm-types.js';
 
 /** An entity with model events, as registered in the DataSource. */
 export interface IndexedModel {

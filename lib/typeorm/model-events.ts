@@ -4,8 +4,8 @@ import type { SendResult } from '../events/envelope.js';
 import type { SendOptions } from '../events/event.js';
 import type { ModelEventDefinition, WebhookModelDefinition } from '../events/model-event.js';
 import { activeEventService } from '../events/runtime.js';
-import { activeModelEventEmitter, ModelEventEmitter, type PrepareContext } from './model-event.emitter.js';
-import { ModelEventSubscriber } from './model-event.subscriber.js';
+import type { PrepareContext } from './model-event.builder.js';
+import { activeModelEventEmitter, ModelEventEmitter } from './model-event.emitter.js';
 
 /** Options of a manual model-event send. */
 export interface ModelEventSendOptions extends SendOptions {
@@ -81,21 +81,14 @@ export class ModelEventHandle<T extends object = any> {
     const metadata: EntityMetadata | undefined = dataSource?.hasMetadata(this.target)
       ? dataSource.getMetadata(this.target)
       : undefined;
-    const event = await emitter.prepare(this.definition, instance, {
-      ...ctx,
-      metadata,
-      model: this.model,
-      manager: manager ?? emitter.dataSource?.manager,
-    });
-    const qr = manager?.queryRunner;
-    const watched = !!manager?.connection.subscribers.some(
-      (s) => s instanceof ModelEventSubscriber && s.emitter === emitter,
+    return emitter.send(manager, () =>
+      emitter.builder.build(this.definition, instance, {
+        ...ctx,
+        metadata,
+        model: this.model,
+        manager: manager ?? emitter.dataSource?.manager,
+      }),
     );
-    if (event.honors && watched && emitter.frames.isHolding(qr)) {
-      emitter.frames.reserve(qr).items = [event];
-      return { event: event.name, deliveries: [], buffered: true };
-    }
-    return emitter.events.sendBody(event.name, event.body, event.eventOptions, event.sendOptions);
   }
 }
 

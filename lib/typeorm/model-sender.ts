@@ -1,4 +1,5 @@
-import type { EntityMetadata, RelationMetadata } from 'typeorm';
+import type { EntityMetadata } from 'typeorm';
+import type { RelationMetadata } from './typeorm-types.js';
 import { senderOf, senderValue } from '../events/model-event.js';
 
 /**

@@ -1,4 +1,6 @@
 import type { EntityMetadata, ObjectLiteral, QueryRunner, UpdateEvent } from 'typeorm';
+import { PreviousRowQuery } from './previous-row.query.js';
+import { depthOf } from './transaction-frames.js';
 
 /** Drivers whose DataSource has one connection, shared by every QueryRunner: concurrent saves interleave on it. */
 const SINGLE_CONNECTION = new Set([
@@ -20,9 +22,9 @@ interface Pending {
 }
 
 /**
- * The rows before their update, for `now_*` filters. TypeORM's `databaseEntity` is read before the save's transaction
- * and without a lock, so two concurrent saves of one row could both see the old version and both report the
- * transition. Instead, the row is read again in `beforeUpdate` (inside the save's transaction, before its UPDATE), with
+ * The hand-off from `beforeUpdate` to `afterUpdate` of the rows before their update, for `now_*` filters. TypeORM's
+ * `databaseEntity` is read before the save's transaction and without a lock, so two concurrent saves of one row could
+ * both see the old version and both report the transition. Instead, the row is read again in `beforeUpdate` (inside the save's transaction, before its UPDATE), with
  * a lock, so a concurrent save of the same row waits and then reads this one's result:
  * - drivers with row locks (PostgreSQL, MySQL, ...): `SELECT … FOR UPDATE`, held by the database until commit/rollback;
  * - SQLite: every save runs on the DataSource's one connection (concurrent saves share one transaction), so the lock is
@@ -37,6 +39,8 @@ export class PreviousRows {
   private readonly held = new WeakMap<QueryRunner, Set<() => void>>();
   /** By `databaseEntity`: TypeORM gives every subject of one save that updates the same row the same object. */
   private readonly sameSave = new WeakMap<ObjectLiteral, Pending>();
+  /** The prepared read per model (null: read through the QueryBuilder). */
+  private readonly queries = new WeakMap<EntityMetadata, PreviousRowQuery | null>();
 
   /** `beforeUpdate`: starts the locked read of the row `event` is about to update (awaited by the hook). */
   lock(event: UpdateEvent<ObjectLiteral>): Promise<void> | undefined {
@@ -53,7 +57,7 @@ export class PreviousRows {
     }
     if (!SINGLE_CONNECTION.has(qr.connection.options.type)) {
       const entry: Pending = { release: () => undefined };
-      entry.done = readRow(qr, metadata, id, true).then((row) => void (entry.row = row));
+      entry.done = this.read(qr, metadata, id, true).then((row) => void (entry.row = row));
       this.pending.set(entity, entry);
       this.sameSave.set(databaseEntity, entry);
       return entry.done;
@@ -78,7 +82,7 @@ export class PreviousRows {
     this.held.set(qr, runnerLocks);
     const entry: Pending = { release };
     entry.done = before
-      .then(() => readRow(qr, metadata, id, false))
+      .then(() => this.read(qr, metadata, id, false))
       .then(
         (row) => void (entry.row = row),
         (err) => {
@@ -105,8 +109,27 @@ export class PreviousRows {
     return Object.assign(Object.create(Object.getPrototypeOf(databaseEntity)), databaseEntity, row);
   }
 
-  /** The outermost transaction of `qr` ended: its in-process locks go (an UPDATE that never ran can't hold one). */
-  ended(qr: QueryRunner): void {
+  /** The row's columns and to-one relation ids, as TypeORM loads `databaseEntity`: one statement. */
+  private read(
+    qr: QueryRunner,
+    metadata: EntityMetadata,
+    id: ObjectLiteral,
+    forUpdate: boolean,
+  ): Promise<ObjectLiteral | null> {
+    let query = this.queries.get(metadata);
+    if (query === undefined) {
+      query = PreviousRowQuery.prepare(metadata, qr) ?? null;
+      this.queries.set(metadata, query);
+    }
+    return query ? query.read(qr, id, forUpdate) : readWithQueryBuilder(qr, metadata, id, forUpdate);
+  }
+
+  /**
+   * A transaction level of `qr` committed or rolled back: once the outermost one has ended, its in-process locks go
+   * (an UPDATE that never ran can't hold one).
+   */
+  transactionEnded(qr: QueryRunner): void {
+    if (depthOf(qr) > 0) return;
     const locks = this.held.get(qr);
     if (!locks) return;
     this.held.delete(qr);
@@ -114,8 +137,8 @@ export class PreviousRows {
   }
 }
 
-/** The row's columns and to-one relation ids (no extra query), as TypeORM loads `databaseEntity`. */
-function readRow(
+/** The row's columns and to-one relation ids (no extra query), for models `PreviousRowQuery` cannot read. */
+export function readWithQueryBuilder(
   qr: QueryRunner,
   metadata: EntityMetadata,
   id: ObjectLiteral,

@@ -141,6 +141,19 @@ describe.each(testDatabases)('delivery end to end ($name)', (db) => {
     expect(successes).toEqual([ids[0]]);
   });
 
+  it('keeps __proto__ and constructor keys of the data and requestData in the JSON body', async () => {
+    await boot({ subscribers: { 'p.q': `${receiver.url}/proto` } });
+    const raw = '{"__proto__":{"admin":true},"constructor":{"name":"c"},"nested":{"__proto__":[1]}}';
+    const requestData = JSON.parse('{"__proto__":"rd"}');
+    await events.send('p.q', JSON.parse(raw), { event: { requestData } });
+    expect(receiver.requests.map((r) => r.text)).toEqual([
+      '{"__proto__":"rd","constructor":{"name":"c"},"nested":{"__proto__":[1]}}',
+    ]);
+    receiver.reset();
+    await events.send('p.q', JSON.parse(raw));
+    expect(receiver.requests.map((r) => r.text)).toEqual([raw]);
+  });
+
   it('binds a module-scope Event to the running module', async () => {
     const onPing = new Event('ping.sent', { requestData: { origin: 'test' } });
     await boot({ subscribers: { 'ping.*': `${receiver.url}/ping` } });

@@ -176,8 +176,16 @@ describe.each(testDatabases)('/hooks REST API ($name)', (db) => {
       });
       expect((await repo.findOneByOrFail({ id: b.id })).hmacDigest).toBe('sha512');
 
-      expect((await http.get('/hooks').set(ALICE).expect(200)).body).toEqual([a]);
-      expect((await http.get('/hooks').set(BOB).expect(200)).body).toEqual([b]);
+      // a list never carries the secrets: only create and the detail route show them
+      const secretless = (s: Record<string, unknown>) => {
+        const { hmac_secret: _secret, ...rest } = s;
+        return rest;
+      };
+      const aliceList = (await http.get('/hooks').set(ALICE).expect(200)).body;
+      expect(aliceList).toEqual([secretless(a)]);
+      expect(Object.keys(aliceList[0]).sort()).toEqual(FIELDS.filter((f) => f !== 'hmac_secret'));
+      expect((await http.get('/hooks').set(BOB).expect(200)).body).toEqual([secretless(b)]);
+      expect((await http.get(`/hooks/${b.id}`).set(BOB).expect(200)).body.hmac_secret).toBe('bob-chose-this-secret');
       expect((await http.get('/hooks').set({ 'x-user': 'carol' }).expect(200)).body).toEqual([]);
 
       // someone else's, unknown and malformed ids are all "not found"
@@ -200,9 +208,9 @@ describe.each(testDatabases)('/hooks REST API ($name)', (db) => {
         event: 'article.removed',
         url: 'https://hooks.example.com/v2',
         user: 'alice',
-        hmac_secret: a.hmac_secret,
         subscription: a.subscription,
       });
+      expect(put.body).not.toHaveProperty('hmac_secret');
       expect(await repo.findOneByOrFail({ id: a.id })).toMatchObject({ event: 'article.removed' });
       const putWithoutUrl = await http.put(`/hooks/${a.id}`).set(ALICE).send({ event: 'x.y' }).expect(400);
       expect(namesField(putWithoutUrl, 'url')).toBe(true);
@@ -214,11 +222,8 @@ describe.each(testDatabases)('/hooks REST API ($name)', (db) => {
         .set(ALICE)
         .send({ hmac_digest: 'SHA1', hmac_secret: '0123456789abcdef' })
         .expect(200);
-      expect(patched.body).toMatchObject({
-        event: 'article.removed',
-        hmac_digest: 'sha1',
-        hmac_secret: '0123456789abcdef',
-      });
+      expect(patched.body).toMatchObject({ event: 'article.removed', hmac_digest: 'sha1' });
+      expect(patched.body).not.toHaveProperty('hmac_secret');
       expect(await repo.findOneByOrFail({ id: a.id })).toMatchObject({
         hmacDigest: 'sha1',
         hmacSecret: '0123456789abcdef',
@@ -234,7 +239,7 @@ describe.each(testDatabases)('/hooks REST API ($name)', (db) => {
       expect(await repo.countBy({ id: a.id })).toBe(0);
       await http.get(`/hooks/${a.id}`).set(ALICE).expect(404);
       await http.delete(`/hooks/${a.id}`).set(ALICE).expect(404);
-      expect((await http.get('/hooks').set(BOB).expect(200)).body).toEqual([b]);
+      expect((await http.get('/hooks').set(BOB).expect(200)).body).toEqual([secretless(b)]);
     });
 
     it('answers 401 on every route without a user, and changes nothing', async () => {
@@ -605,6 +610,21 @@ describe.each(testDatabases)('/hooks REST API ($name)', (db) => {
       await http.post('/hooks').set(ALICE).send(VALID).expect(201);
     });
 
+    it('holds the quota under concurrent creates: 50 at once with room for 5 store exactly 5', async () => {
+      await boot({ maxSubscriptionsPerUser: 5 });
+      await http.post('/hooks').set(BOB).send(VALID).expect(201);
+      const answers = await Promise.all(
+        Array.from({ length: 50 }, () => http.post('/hooks').set(ALICE).send(VALID)),
+      );
+      const statuses = answers.map((r) => r.status).sort();
+      expect(statuses.filter((s) => s === 201)).toHaveLength(5);
+      expect(statuses.filter((s) => s === 409)).toHaveLength(45);
+      expect(await repo.countBy({ user: 'alice' })).toBe(5);
+      // the other user's room is untouched, and the queue leaves nothing behind for a later create
+      await http.post('/hooks').set(BOB).send(VALID).expect(201);
+      await http.post('/hooks').set(ALICE).send(VALID).expect(409);
+    });
+
     it('accepts only eventChoices when set', async () => {
       await boot({ eventChoices: ['article.created', 'article.removed'] });
       const ok = await http.post('/hooks').set(ALICE).send(VALID).expect(201);
@@ -791,12 +811,13 @@ describe.each(testDatabases)('/hooks REST API ($name)', (db) => {
           })
           .expect(200)
       ).body;
+      expect(patched).toMatchObject({ hmac_digest: 'sha1', content_type: 'application/x-www-form-urlencoded' });
       await events.send('article.changed', { id: 1, title: 'Hi' }, { sender: 'alice' });
       expect(receiver.requests).toHaveLength(2);
       const second = receiver.requests[1];
       expect(second.headers['content-type']).toBe('application/x-www-form-urlencoded');
       expect(second.text).toBe('id=1&title=Hi');
-      expect(verify(second.headers['hook-hmac'] as string, 'sha1', patched.hmac_secret, second.body)).toBe(
+      expect(verify(second.headers['hook-hmac'] as string, 'sha1', 'a-new-secret-of-the-owner', second.body)).toBe(
         true,
       );
 

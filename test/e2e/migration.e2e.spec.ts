@@ -1,10 +1,15 @@
 import 'reflect-metadata';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { DataSource } from 'typeorm';
-import { CreateThornSubscriber1764150000000, Subscriber } from '../../lib/index.js';
+import {
+  CreateThornSubscriber1764150000000,
+  CreateThornSubscriberVersion1764160000000,
+  Subscriber,
+} from '../../lib/index.js';
+import { versionInstalled, versionTarget } from '../../lib/subscriptions/subscriber-version.js';
 import { testDatabases } from '../fixtures/databases.js';
 
-describe.each(testDatabases)('the shipped migration ($name)', (db) => {
+describe.each(testDatabases)('the shipped migrations ($name)', (db) => {
   let ds: DataSource | undefined;
   afterEach(async () => {
     await ds?.destroy();
@@ -21,14 +26,21 @@ describe.each(testDatabases)('the shipped migration ($name)', (db) => {
       ...base,
       synchronize: false,
       dropSchema: false,
-      migrations: [CreateThornSubscriber1764150000000],
+      migrations: [CreateThornSubscriber1764150000000, CreateThornSubscriberVersion1764160000000],
     } as any);
     await ds.initialize();
     const applied = await ds.runMigrations();
-    expect(applied.map((m) => m.name)).toEqual(['CreateThornSubscriber1764150000000']);
-    // TypeORM's schema diff between the migrated tables and the entity: nothing left to change
+    expect(applied.map((m) => m.name)).toEqual([
+      'CreateThornSubscriber1764150000000',
+      'CreateThornSubscriberVersion1764160000000',
+    ]);
+    // TypeORM's schema diff between the migrated tables and the entity: nothing left to change (the version table is
+    // no entity, and TypeORM leaves tables it does not know alone)
     const pending = await ds.driver.createSchemaBuilder().log();
     expect(pending.upQueries.map((q) => q.query)).toEqual([]);
+    // the version row and triggers the subscription cache needs: nothing left for the module to create at start-up
+    const target = versionTarget(ds, 'thorn_subscriber')!;
+    expect(await versionInstalled(ds, target)).toBe(true);
     const repo = ds.getRepository(Subscriber);
     const row = await repo.save(
       repo.create({ event: 'article.*', url: 'https://hooks.example.com/a', user: 'u1' }),
@@ -36,7 +48,38 @@ describe.each(testDatabases)('the shipped migration ($name)', (db) => {
     expect(row.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(row.hmacSecret).toHaveLength(64);
     expect(row.createdAt).toBeInstanceOf(Date);
+    const [{ version }] = await ds.query('SELECT "version" FROM "thorn_subscriber_version"');
+    await repo.delete({ id: row.id });
+    const [{ version: after }] = await ds.query('SELECT "version" FROM "thorn_subscriber_version"');
+    expect(Number(after) - Number(version)).toBe(1);
+
+    // each migration's `down`: its table is gone from the schema, and queries on it fail because of exactly that
+    const hasTable = async (name: string) => {
+      const qr = ds!.createQueryRunner();
+      try {
+        return await qr.hasTable(name);
+      } finally {
+        await qr.release();
+      }
+    };
+    // Not `rejects.toThrow()`: TypeORM 0.3's better-sqlite3 runner rejects with better-sqlite3's own SqliteError, no
+    // genuine Error (a function whose prototype chain is set to Error's) and, since the native addon keeps the class of
+    // the first jest test file that opened a database, not `instanceof` this file's Error in a full run, where jest's
+    // toThrow reports "did not throw". The message is there either way, and says why.
+    const noSuchTable = (name: string) => ({
+      message: expect.stringMatching(new RegExp(`no such table: ${name}|relation "${name}" does not exist`)),
+    });
+    expect(await hasTable('thorn_subscriber_version')).toBe(true);
     await ds.undoLastMigration();
-    await expect(repo.count()).rejects.toThrow();
+    expect(await versionInstalled(ds, target)).toBe(false);
+    expect(await hasTable('thorn_subscriber_version')).toBe(false);
+    await expect(ds.query('SELECT 1 FROM "thorn_subscriber_version"')).rejects.toMatchObject(
+      noSuchTable('thorn_subscriber_version'),
+    );
+    expect(await hasTable('thorn_subscriber')).toBe(true);
+    await ds.undoLastMigration();
+    expect(await hasTable('thorn_subscriber')).toBe(false);
+    expect(await ds.showMigrations()).toBe(true); // both recorded as not applied any more
+    await expect(repo.count()).rejects.toMatchObject(noSuchTable('thorn_subscriber'));
   });
 });

@@ -13,6 +13,7 @@ import {
 } from 'typeorm';
 import {
   getModelEvents,
+  matchesPattern,
   ModelEvent,
   Q,
   ThornModule,
@@ -129,6 +130,37 @@ describe.each(testDatabases)('name templates, refs, filters and manual sending (
       { event: 'team.red.joined', sender: 'owner-7', instance: m.id },
       { event: 'member.linked', sender: 'owner-7', instance: m.id },
     ]);
+  });
+
+  it('escapes ".", "*", "#" and "%" in template values (one value, one word); Hook-Event decodes to the name in the body', async () => {
+    for (const username of ['bob.admin', 'Zoë*#50%']) {
+      await members.save(members.create({ username, ownerId: null, team: red }));
+    }
+    const got = await delivered();
+    const names = ['user.Zoë%2A%2350%25', 'user.bob%2Eadmin'];
+    // (saves are dispatched in the background: the order of the two users' events may vary)
+    expect(
+      got
+        .map((x) => x.event)
+        .filter((e: string) => e.startsWith('user.'))
+        .sort(),
+    ).toEqual(names);
+    for (const name of names) {
+      expect([name, matchesPattern('user.*', name), matchesPattern('user.*.admin', name)]).toEqual([
+        name,
+        true,
+        false,
+      ]);
+    }
+    expect(got.map((x) => x.event).filter((e: string) => e.startsWith('team.'))).toEqual(
+      Array(2).fill('team.red.joined'),
+    );
+    const headers = receiver.requests
+      .filter((r) => r.json().event?.startsWith('user.'))
+      .map((r) => r.headers['hook-event'] as string)
+      .sort();
+    expect(headers).toEqual(['user.Zo%C3%AB%252A%252350%2525', 'user.bob%252Eadmin']);
+    expect(headers.map((h) => decodeURIComponent(h))).toEqual(names);
   });
 
   it('a Q filter with now_* fires on the transition only', async () => {

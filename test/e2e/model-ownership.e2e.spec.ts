@@ -58,8 +58,14 @@ describe.each(testDatabases)('ownership with senderField on a non-`id` primary k
     }));
   const to = (paths: string[], event: string, sender: unknown) =>
     paths.map((path) => ({ path, event, sender }));
-  const byPathThenEvent = (xs: { path: string; event: string }[]) =>
-    [...xs].sort((a, b) => a.event.localeCompare(b.event) || a.path.localeCompare(b.path));
+  const byPathThenEvent = (xs: { path: string; event: string; sender: unknown }[]) =>
+    // sender last: deliveries of one event to one path run concurrently, so they arrive in any order
+    [...xs].sort(
+      (a, b) =>
+        a.event.localeCompare(b.event) ||
+        a.path.localeCompare(b.path) ||
+        String(a.sender).localeCompare(String(b.sender)),
+    );
 
   beforeAll(async () => {
     receiver = await new TestReceiver().start();

@@ -9,6 +9,7 @@ import {
   Dispatcher,
   EventService,
   PayloadError,
+  RecipientResolver,
   ThornModule,
   blockInternalIps,
   ensureProtocol,
@@ -19,6 +20,7 @@ import {
   type ThornModuleOptions,
 } from '../../lib/index.js';
 import type { Transport } from '../../lib/delivery/transport.js';
+import { SubscriptionStore } from '../../lib/subscriptions/subscription.store.js';
 import { THORN_TRANSPORT } from '../../lib/thorn.constants.js';
 import { TestReceiver } from '../fixtures/receiver.js';
 
@@ -65,7 +67,7 @@ class ConfigModule {}
 describe('ThornModule registration styles', () => {
   it('forRoot with autoLoadEntities registers the Subscriber entity itself', async () => {
     const events = await start([sqlite(), ThornModule.forRoot({ recipientValidators: loopback() })]);
-    const store = ctx!.get(DeliveryService).store!;
+    const store = ctx!.get(SubscriptionStore);
     await store.repository.save(store.repository.create({ event: 'a.b', url: `${receiver.url}/stored` }));
     await events.send('a.b', { x: 1 });
     expect(receiver.requests.map((r) => r.path)).toEqual(['/stored']);
@@ -199,12 +201,15 @@ describe('ThornModule registration styles', () => {
 @Injectable()
 class RecordingDispatcher extends Dispatcher {
   readonly seen: EventEnvelope[] = [];
-  constructor(readonly delivery: DeliveryService) {
+  constructor(
+    readonly delivery: DeliveryService,
+    readonly recipients: RecipientResolver,
+  ) {
     super();
   }
   async dispatch(envelope: EventEnvelope): Promise<SendResult> {
     this.seen.push(envelope);
-    const recipients = await this.delivery.recipients(envelope);
+    const recipients = await this.recipients.resolve(envelope);
     return {
       event: envelope.name,
       deliveries: recipients.map((r) => ({
@@ -254,6 +259,7 @@ describe('dispatchers and sending', () => {
     const result = await events.send('a.b', { v: 1 }, { sender: 7, headers: { 'X-A': '1' }, timeout: 1234 });
     const d = ctx!.get(Dispatcher) as RecordingDispatcher;
     expect(d).toBeInstanceOf(RecordingDispatcher);
+    expect(d.delivery).toBeInstanceOf(DeliveryService);
     expect(d.seen[0]).toMatchObject({ name: 'a.b', body: { v: 1 }, sender: '7', headers: { 'X-A': '1' } });
     expect(d.seen[0].settings.timeout).toBe(1234);
     expect(result.deliveries.map((x) => x.url)).toEqual([`${receiver.url}/a`]);

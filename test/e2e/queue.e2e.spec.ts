@@ -22,6 +22,7 @@ import type {
   RequestsJobData,
   ThornJobResult,
 } from '../../lib/dispatchers/queue/queue.jobs.js';
+import { CapturingLogger } from '../fixtures/log.js';
 import { queueFlavours, type QueueFlavour, type TestQueue } from '../fixtures/queues.js';
 import { TestReceiver } from '../fixtures/receiver.js';
 
@@ -56,7 +57,11 @@ describeRedis.each(queueFlavours)(
     let prefix: string;
     const apps: INestApplication[] = [];
 
-    async function boot(options: ThornModuleOptions = {}, imports: any[] = [TypeOrmModule.forRoot(sqlite)]) {
+    async function boot(
+      options: ThornModuleOptions = {},
+      imports: any[] = [TypeOrmModule.forRoot(sqlite)],
+      logger: CapturingLogger | false = false,
+    ) {
       const moduleRef = await Test.createTestingModule({
         imports: [
           ...imports,
@@ -69,7 +74,7 @@ describeRedis.each(queueFlavours)(
           }),
         ],
       }).compile();
-      const app = moduleRef.createNestApplication({ logger: false });
+      const app = moduleRef.createNestApplication({ logger });
       await app.init();
       apps.push(app);
       const events = app.get(EventService);
@@ -271,6 +276,40 @@ describeRedis.each(queueFlavours)(
       await expect(events.send('x.y', { big: 'x'.repeat(300 * 1024) })).rejects.toThrow(/maxPayloadSize/);
       await expect(events.send('x.y', {}, { context: { f: () => 1 } })).rejects.toThrow(/context\.f/);
       expect(await queue.count()).toBe(0);
+    });
+
+    it('a recipient whose body is over maxPayloadSize fails alone in the worker; the event is not dropped', async () => {
+      const logs = new CapturingLogger();
+      const { events, queue } = await boot(
+        {
+          maxPayloadSize: 1000,
+          subscribers: {
+            'a.b': [
+              `${receiver.url}/json`,
+              { url: `${receiver.url}/form?token=SECRET`, contentType: 'application/x-www-form-urlencoded' },
+              { url: `${receiver.url}/signed`, hmacSecret: 's' },
+            ],
+          },
+        },
+        [TypeOrmModule.forRoot(sqlite)],
+        logs,
+      );
+      // the JSON body (~630 bytes) fits; the form body percent-encodes each \" again (%5C%22) and does not
+      const data = { nested: { quotes: '"'.repeat(300) } };
+      expect(await events.send('a.b', data)).toMatchObject({ queued: true });
+      const line = await logs.waitFor(/failed after 1 attempt/);
+      expect(line).toMatch(
+        /^warn: Delivery \S+ of a\.b to http:\/\/127\.0\.0\.1:\d+\/form failed after 1 attempt\(s\): Cannot send "a\.b" as application\/x-www-form-urlencoded: the encoded body is \d+ bytes, over maxPayloadSize \(1000\)/,
+      );
+      expect(line).not.toContain('SECRET');
+      await receiver.waitFor(2);
+      expect(receiver.requests.map((r) => r.path).sort()).toEqual(['/json', '/signed']);
+      expect(receiver.requests.map((r) => r.json())).toEqual([data, data]);
+      await until(async () => (await queue.getJobCounts()).completed === 1, 5000, 'the event job to complete');
+      const [job] = await queue.getCompleted();
+      expect(job.returnvalue as ThornJobResult).toMatchObject({ requests: 3, ok: 2, failed: 1, retrying: 0 });
+      expect(await queue.getJobCounts()).toMatchObject({ delayed: 0, failed: 0, waiting: 0 });
+      expect(logs.lines.filter((l) => /dropped/.test(l))).toEqual([]);
     });
 
     it('fans an event with more than chunkSize recipients out into chunk jobs ordered by (scheme, host, port)', async () => {

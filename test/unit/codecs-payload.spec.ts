@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { formCodec, jsonCodec } from '../../lib/delivery/codecs.js';
+import { modelMessage } from '../../lib/events/model-event.js';
 import { PayloadError, toJsonSafe } from '../../lib/events/payload.js';
 
 class Decimal {
@@ -66,5 +67,30 @@ describe('toJsonSafe (payload encoding)', () => {
     const cyc: any = { a: {} };
     cyc.a.back = cyc;
     expect(() => toJsonSafe(cyc)).toThrow(/data\.a\.back: circular reference/);
+  });
+
+  it('keeps every own key, __proto__ and constructor included, at every depth', () => {
+    // JSON.parse makes __proto__ an own key, as a request body parsed by any JSON body parser does
+    const data = JSON.parse(
+      '{"__proto__":{"polluted":1},"constructor":"c","nested":{"__proto__":[1],"toString":"t"},"list":[{"__proto__":null}]}',
+    );
+    const out = toJsonSafe(data) as Record<string, any>;
+    expect(Object.keys(out)).toEqual(['__proto__', 'constructor', 'nested', 'list']);
+    expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
+    expect(Object.getOwnPropertyDescriptor(out, '__proto__')?.value).toEqual({ polluted: 1 });
+    expect(out.polluted).toBeUndefined();
+    const body = jsonCodec(out) as string;
+    expect(body).toBe(
+      '{"__proto__":{"polluted":1},"constructor":"c","nested":{"__proto__":[1],"toString":"t"},"list":[{"__proto__":null}]}',
+    );
+    expect(new URLSearchParams(formCodec(out) as string).get('__proto__')).toBe('{"polluted":1}');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('keeps __proto__ and constructor keys of requestData in a model message', () => {
+    const message = modelMessage('a.b', null, null, {}, JSON.parse('{"__proto__":{"x":1},"constructor":2}'));
+    expect(jsonCodec(message)).toBe(
+      '{"event":"a.b","ref":null,"sender":null,"data":{},"__proto__":{"x":1},"constructor":2}',
+    );
   });
 });

@@ -6,7 +6,7 @@ import { readModelEvents, readWebhookModel } from '../../lib/events/decorators.j
 import { modelMessage, refOf, senderOf } from '../../lib/events/model-event.js';
 import { compileNameTemplate } from '../../lib/events/name-template.js';
 import { absoluteRef } from '../../lib/events/reverse.js';
-import { selectForDelete } from '../../lib/typeorm/model-event.subscriber.js';
+import { selectForDelete } from '../../lib/typeorm/junction-delete.capture.js';
 import { TransactionFrames } from '../../lib/typeorm/transaction-frames.js';
 
 describe('@WebhookModel / @ModelEvent', () => {

@@ -29,6 +29,7 @@ describe('ThornModule options', () => {
       concurrency: 64,
       maxPayloadSize: 262144,
       maxResponseBody: 65536,
+      subscriptionCacheTtl: 1000,
     });
     expect(o.hmacSigner).toBe(sign);
     expect(o.userAgent).toMatch(/^nestjs-thorn\/\d+\.\d+\.\d+$/);
@@ -69,6 +70,8 @@ describe('ThornModule options', () => {
     [{ enqueueTimeout: '5s' }, /"enqueueTimeout" is invalid/],
     [{ bullmq: 6379 }, /"bullmq" is invalid \(got 6379\): use a Redis URL or BullMQ queue options/],
     [{ bullmq: ['redis://x'] }, /"bullmq" is invalid/],
+    [{ subscriptionCacheTtl: -1 }, /"subscriptionCacheTtl" is invalid.*>= 0/],
+    [{ subscriptionCacheTtl: 0.5 }, /"subscriptionCacheTtl" is invalid/],
   ])('rejects %p naming the option', (bad, message) => {
     expect(() => resolveThornOptions(bad as any)).toThrow(message);
   });

@@ -1,5 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
-import { judgeError, judgeResponse, parseRetryAfter, retryDelayFor } from '../../lib/delivery/retry.js';
+import {
+  judgeError,
+  judgeResponse,
+  nextRetry,
+  parseRetryAfter,
+  retryDelayFor,
+} from '../../lib/delivery/retry.js';
 import { DeliveryTimeoutError } from '../../lib/delivery/transport.js';
 import { SecurityError } from '../../lib/delivery/security-error.js';
 import { InvalidUrlError } from '../../lib/delivery/validators.js';
@@ -141,5 +147,43 @@ describe('retryDelayFor', () => {
   it('retryDelay 0 retries at once', () => {
     expect(retryDelayFor(settings({ retryDelay: 0 }), 3)).toBe(0);
     expect(retryDelayFor(settings({ retryDelay: 0, retryBackoff: 'exponential' }), 3)).toBe(0);
+  });
+});
+
+describe("nextRetry (what both dispatchers' settle() ask)", () => {
+  const failed = { ok: false, retryable: true, gone: false };
+
+  it('retries a retryable failure while retries remain, with the retryDelayFor delay of that retry', () => {
+    const s = settings({ retryMax: 2, retryDelay: 100, retryBackoff: 'fixed' });
+    expect(nextRetry({ attempts: 1, settings: s }, failed)).toBe(100);
+    expect(nextRetry({ attempts: 2, settings: s }, failed)).toBe(100);
+    // two retries done (three attempts): none left
+    expect(nextRetry({ attempts: 3, settings: s }, failed)).toBeUndefined();
+    const exp = settings({ retryDelay: 100, retryBackoff: 'exponential', retryDelayMax: 100 });
+    // retry number 3 is capped at retryDelayMax, and the jitter stays below the cap
+    const d = nextRetry({ attempts: 3, settings: exp }, failed)!;
+    expect(d).toBeGreaterThanOrEqual(80);
+    expect(d).toBeLessThanOrEqual(100);
+  });
+
+  it('never retries a success, a final failure, a 410 or when retry is off', () => {
+    const s = settings();
+    expect(
+      nextRetry({ attempts: 1, settings: s }, { ok: true, retryable: false, gone: false }),
+    ).toBeUndefined();
+    expect(
+      nextRetry({ attempts: 1, settings: s }, { ok: false, retryable: false, gone: false }),
+    ).toBeUndefined();
+    expect(
+      nextRetry({ attempts: 1, settings: s }, { ok: false, retryable: false, gone: true }),
+    ).toBeUndefined();
+    expect(nextRetry({ attempts: 1, settings: settings({ retry: false }) }, failed)).toBeUndefined();
+    expect(nextRetry({ attempts: 1, settings: settings({ retryMax: 0 }) }, failed)).toBeUndefined();
+  });
+
+  it('honours Retry-After (at least that long, at most retryDelayMax)', () => {
+    const s = settings({ retryDelay: 10, retryDelayMax: 5000 });
+    expect(nextRetry({ attempts: 1, settings: s }, { ...failed, retryAfter: 2000 })).toBe(2000);
+    expect(nextRetry({ attempts: 1, settings: s }, { ...failed, retryAfter: 60_000 })).toBe(5000);
   });
 });

@@ -3,6 +3,7 @@
 import type { ModuleRef } from '@nestjs/core';
 import type Bull from 'bull';
 import type { DeliveryService } from '../../delivery/delivery.service.js';
+import type { RecipientResolver } from '../../subscriptions/recipient.resolver.js';
 import type { ResolvedThornOptions } from '../../thorn-options.js';
 import type { JobToAdd, QueueAdapter, WorkerHooks } from '../queue/queue.adapter.js';
 import { QueueDispatcher } from '../queue/queue.dispatcher.js';
@@ -108,18 +109,20 @@ export class BullDispatcher extends QueueDispatcher {
     readonly queue: Bull.Queue,
     options: ResolvedThornOptions,
     delivery: DeliveryService,
+    recipients: RecipientResolver,
   ) {
-    super(new BullAdapter(queue), options, delivery);
+    super(new BullAdapter(queue), options, delivery, recipients);
   }
 
   /** Connects the queue and, unless `worker: false`, starts processing jobs (`concurrency` requests in flight). */
   static async create(
     options: ResolvedThornOptions,
     delivery: DeliveryService,
+    recipients: RecipientResolver,
     moduleRef: ModuleRef,
   ): Promise<BullDispatcher> {
     const queue = await createThornQueue(options.bull as string | ThornBullOptions | undefined, moduleRef);
-    const dispatcher = new BullDispatcher(queue, options, delivery);
+    const dispatcher = new BullDispatcher(queue, options, delivery, recipients);
     if (options.worker) dispatcher.startWorker();
     return dispatcher;
   }

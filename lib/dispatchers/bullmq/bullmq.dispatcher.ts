@@ -3,6 +3,7 @@
 import type { ModuleRef } from '@nestjs/core';
 import { Worker, type Job, type JobsOptions, type Queue, type WorkerOptions } from 'bullmq';
 import type { DeliveryService } from '../../delivery/delivery.service.js';
+import type { RecipientResolver } from '../../subscriptions/recipient.resolver.js';
 import type { ResolvedThornOptions } from '../../thorn-options.js';
 import type { JobToAdd, QueueAdapter, WorkerHooks } from '../queue/queue.adapter.js';
 import { QueueDispatcher } from '../queue/queue.dispatcher.js';
@@ -182,9 +183,10 @@ export class BullMQDispatcher extends QueueDispatcher {
     workerOptions: WorkerOptions,
     options: ResolvedThornOptions,
     delivery: DeliveryService,
+    recipients: RecipientResolver,
   ) {
     const adapter = new BullMQAdapter(queue, workerOptions);
-    super(adapter, options, delivery);
+    super(adapter, options, delivery, recipients);
     this.mq = adapter;
   }
 
@@ -197,13 +199,14 @@ export class BullMQDispatcher extends QueueDispatcher {
   static async create(
     options: ResolvedThornOptions,
     delivery: DeliveryService,
+    recipients: RecipientResolver,
     moduleRef: ModuleRef,
   ): Promise<BullMQDispatcher> {
     const { queue, workerOptions } = await createThornQueue(
       options.bullmq as string | ThornBullMQOptions | undefined,
       moduleRef,
     );
-    const dispatcher = new BullMQDispatcher(queue, workerOptions, options, delivery);
+    const dispatcher = new BullMQDispatcher(queue, workerOptions, options, delivery, recipients);
     if (options.worker) dispatcher.startWorker();
     return dispatcher;
   }

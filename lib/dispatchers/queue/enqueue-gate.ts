@@ -76,7 +76,10 @@ export class EnqueueGate {
       // dropped at shutdown just as the connection came: never add it then
       if (aborted) await deadline;
       entry.connecting = false;
-      const result = await Promise.race([add(), deadline]);
+      const adding = add();
+      // when the deadline wins, the add may still fail later (e.g. "Connection is closed."): never unhandled
+      adding.catch(() => undefined);
+      const result = await Promise.race([adding, deadline]);
       settle(true);
       return result;
     } catch (err) {

@@ -4,12 +4,12 @@ import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { AttemptOutcome, DeliveryService } from '../../delivery/delivery.service.js';
 import { redactUrl } from '../../delivery/io.js';
-import { retryDelayFor } from '../../delivery/retry.js';
+import { nextRetry } from '../../delivery/retry.js';
 import type { EventEnvelope, SendResult } from '../../events/envelope.js';
 import { PayloadError, toJsonSafe } from '../../events/payload.js';
 import { messages } from '../../messages.js';
 import type { Recipient } from '../../subscriptions/recipient.js';
-import { resolveSubscribers } from '../../subscriptions/static-subscribers.js';
+import type { RecipientResolver } from '../../subscriptions/recipient.resolver.js';
 import { resolveDeliverySettings, type ResolvedThornOptions } from '../../thorn-options.js';
 import { ConcurrencyLimit } from '../concurrency-limit.js';
 import type { Dispatcher } from '../dispatcher.js';
@@ -22,8 +22,8 @@ import {
   fromWire,
   JOB,
   retryJobId,
+  stableIds,
   toWire,
-  useStableIds,
   type EventJobData,
   type QueuedEvent,
   type QueuedRequest,
@@ -48,6 +48,7 @@ export class QueueDispatcher implements Dispatcher {
     private readonly adapter: QueueAdapter,
     private readonly options: ResolvedThornOptions,
     private readonly delivery: DeliveryService,
+    private readonly recipients: RecipientResolver,
   ) {
     this.limit = new ConcurrencyLimit(options.concurrency);
     this.gate = new EnqueueGate(adapter, options.enqueueTimeout, this.logger);
@@ -179,8 +180,7 @@ export class QueueDispatcher implements Dispatcher {
     const overrides = env.overrides && Object.keys(env.overrides).length ? env.overrides : undefined;
     let requests: RequestsJobData | undefined;
     if (recipients?.length) {
-      const prepared: QueuedRequest[] = this.delivery.prepare(env, recipients);
-      useStableIds(id, prepared, recipients);
+      const prepared: QueuedRequest[] = this.delivery.prepare(env, recipients, { idFor: stableIds(id) });
       for (const req of prepared) req.overrides = overrides;
       requests = toWire(prepared);
     }
@@ -198,27 +198,17 @@ export class QueueDispatcher implements Dispatcher {
     };
   }
 
-  /** Recipients resolution, producer side: the event's own `subscribers` (only the producer knows them). */
+  /**
+   * Recipients resolution, producer side: the event's own `subscribers` (only the producer knows them). As with the
+   * direct dispatcher, a broken per-event subscriber loses only itself.
+   */
   private ownRecipients(env: EventEnvelope): Promise<Recipient[]> {
-    return resolveSubscribers(
-      env.subscribers!,
-      env.name,
-      { ...env.context, sender: env.sender ?? undefined },
-      {
-        defaultHmacSecret: this.options.defaultHmacSecret,
-        source: 'event',
-        // as with the direct dispatcher, a broken per-event subscriber loses only itself
-        onError: (pattern, err) =>
-          this.logger.error(
-            `Subscriber for "${pattern}" skipped for ${env.name}: ${(err as Error)?.message ?? err}`,
-          ),
-      },
-    );
+    return this.recipients.own(env);
   }
 
   /** Recipients resolution, worker side: static and stored subscribers per this worker's options and database. */
   private workerRecipients(ev: QueuedEvent): Promise<Recipient[]> {
-    return this.delivery.recipients({
+    return this.recipients.resolve({
       name: ev.name,
       sender: ev.sender,
       ownerlessOnly: ev.ownerlessOnly,
@@ -248,15 +238,10 @@ export class QueueDispatcher implements Dispatcher {
         overrides: ev.overrides,
         keepAlive: ev.keepAlive,
       };
-      let prepared: QueuedRequest[];
-      try {
-        prepared = this.delivery.prepare(envelope, recipients);
-      } catch (err) {
-        if (!(err instanceof PayloadError)) throw err;
-        this.logger.error(`Event ${ev.name} (${ev.id}) dropped: ${err.message}`);
-        continue;
-      }
-      useStableIds(ev.id, prepared, recipients);
+      // never throws: a recipient whose request cannot be built fails alone
+      const prepared: QueuedRequest[] = this.delivery.prepare(envelope, recipients, {
+        idFor: stableIds(ev.id),
+      });
       for (const req of prepared) req.overrides = ev.overrides;
       requests.push(...prepared, ...own);
     }
@@ -284,11 +269,9 @@ export class QueueDispatcher implements Dispatcher {
 
   /** Enqueues a delayed retry (same id, headers and body) or logs the final failure. */
   private async settle(req: QueuedRequest, outcome: AttemptOutcome): Promise<'ok' | 'retrying' | 'failed'> {
-    const { verdict } = outcome;
-    if (verdict.ok) return 'ok';
-    const retriesDone = req.attempts - 1;
-    if (verdict.retryable && req.settings.retry && retriesDone < req.settings.retryMax) {
-      const delay = retryDelayFor(req.settings, retriesDone + 1, verdict.retryAfter);
+    if (outcome.verdict.ok) return 'ok';
+    const delay = nextRetry(req, outcome.verdict);
+    if (delay !== undefined) {
       // the job id makes a rerun of this chunk (after a crash) find the retry already scheduled
       await this.adapter.add({ name: JOB.retry, data: toWire([req]), jobId: retryJobId(req), delay });
       return 'retrying';

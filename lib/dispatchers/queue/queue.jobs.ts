@@ -1,6 +1,6 @@
 // What crosses the queue of the bull and bullmq dispatchers, and the pure helpers around it (no queue library import:
 // unit-testable without Redis).
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { DeliveryRequest } from '../../events/envelope.js';
 import type { Recipient } from '../../subscriptions/recipient.js';
 import {
@@ -8,7 +8,6 @@ import {
   type DeliveryOverrides,
   type DeliverySettings,
 } from '../../thorn-options.js';
-import { HOOK_HEADERS } from '../../thorn.constants.js';
 
 /** Job names on the `thorn` queue. */
 export const JOB = {
@@ -124,35 +123,18 @@ export function stableDeliveryId(eventId: string, r: Recipient, occurrence: numb
 }
 
 /**
- * Replaces the random ids `DeliveryService.prepare()` gave `requests` (one per recipient, same order) with stable ones,
- * so a worker that prepares an event again after a crash sends the same `Hook-Delivery` values.
+ * `prepare()`'s `idFor` for an event's recipients (in order): stable delivery ids, so a worker that prepares an event
+ * again after a crash sends the same `Hook-Delivery` values (and Standard Webhooks signatures over them). The same
+ * recipient twice gets two ids. One function per `prepare()` call: it counts the occurrences it has seen.
  */
-export function useStableIds(eventId: string, requests: DeliveryRequest[], recipients: Recipient[]): void {
-  if (requests.length !== recipients.length) {
-    throw new Error(
-      `Internal error: ${requests.length} requests prepared for ${recipients.length} recipients (queue dispatcher)`,
-    );
-  }
+export function stableIds(eventId: string): (recipient: Recipient) => string {
   const seen = new Map<string, number>();
-  requests.forEach((req, i) => {
-    const r = recipients[i];
+  return (r) => {
     const key = `${r.source}\n${r.id}\n${r.url}`;
     const occurrence = seen.get(key) ?? 0;
     seen.set(key, occurrence + 1);
-    const id = stableDeliveryId(eventId, r, occurrence);
-    req.id = id;
-    req.headers[HOOK_HEADERS.delivery] = id;
-    // Standard Webhooks signs the id: sign again with the new one
-    const ts = req.headers['webhook-timestamp'];
-    if (req.headers['webhook-id'] !== undefined && ts !== undefined && r.hmacSecret) {
-      const signed = createHmac('sha256', r.hmacSecret)
-        .update(`${id}.${ts}.`)
-        .update(req.body)
-        .digest('base64');
-      req.headers['webhook-id'] = id;
-      req.headers['webhook-signature'] = `v1,${signed}`;
-    }
-  });
+    return stableDeliveryId(eventId, r, occurrence);
+  };
 }
 
 /** `scheme://host:port` with the default port filled in; '' for an unparseable URL. */

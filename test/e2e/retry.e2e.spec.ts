@@ -19,6 +19,7 @@ import {
 } from '../../lib/index.js';
 import { type DirectDispatcher } from '../../lib/dispatchers/direct.dispatcher.js';
 import { testDatabases } from '../fixtures/databases.js';
+import { CapturingLogger } from '../fixtures/log.js';
 import { TestReceiver } from '../fixtures/receiver.js';
 
 const loopback = () => [blockInternalIps({ allow: ['127.0.0.0/8'] }), ensureProtocol('http', 'https')];
@@ -66,6 +67,7 @@ describe.each(KINDS)('retries, %s transport', (kind) => {
   let receiver: TestReceiver;
   let events: EventService;
   let times: number[];
+  let logs: CapturingLogger;
 
   async function boot(options: ThornModuleOptions) {
     const moduleRef = await Test.createTestingModule({
@@ -80,7 +82,7 @@ describe.each(KINDS)('retries, %s transport', (kind) => {
         }),
       ],
     }).compile();
-    app = moduleRef.createNestApplication({ logger: false });
+    app = moduleRef.createNestApplication({ logger: logs });
     await app.init();
     events = app.get(EventService);
   }
@@ -107,6 +109,7 @@ describe.each(KINDS)('retries, %s transport', (kind) => {
   });
   beforeEach(() => {
     times = [];
+    logs = new CapturingLogger();
   });
 
   it('retries a 500 with the same Hook-Delivery and identical headers and body, then calls onSuccess once', async () => {
@@ -272,18 +275,19 @@ describe.each(KINDS)('retries, %s transport', (kind) => {
       retryBackoff: 'exponential',
       retryDelay: 100,
       retryDelayMax: 120,
-      retryMax: 3,
+      retryMax: 6,
     });
     answer(500);
     const cb = callbacks();
     await events.send('a.b', {}, cb.options);
     await cb.waitFor(1);
     const gaps = gapsOf(times);
-    expect(gaps).toHaveLength(3);
-    // uncapped, the third gap would be at least 320 ms
+    expect(gaps).toHaveLength(6);
+    // uncapped, the sixth gap would be at least 2560 ms (3200 ms − 20 % jitter); capped, each is about 120 ms. The
+    // upper bound sits far from both, so a loaded machine (hundreds of ms of scheduling delay) can't decide the test.
     for (const gap of gaps.slice(1)) {
       expect(gap).toBeGreaterThanOrEqual(94);
-      expect(gap).toBeLessThan(300);
+      expect(gap).toBeLessThan(1500);
     }
   });
 
@@ -293,9 +297,12 @@ describe.each(KINDS)('retries, %s transport', (kind) => {
     const cb = callbacks();
     await events.send('a.b', {}, cb.options);
     await cb.waitFor(1);
-    for (const gap of gapsOf(times)) {
+    const gaps = gapsOf(times);
+    expect(gaps).toHaveLength(2);
+    // at least retryDelay; the upper bound only has to rule out the 60 s default, and stays far above scheduling noise
+    for (const gap of gaps) {
       expect(gap).toBeGreaterThanOrEqual(48);
-      expect(gap).toBeLessThan(300);
+      expect(gap).toBeLessThan(1500);
     }
   });
 
@@ -314,6 +321,71 @@ describe.each(KINDS)('retries, %s transport', (kind) => {
     await expect(send).rejects.toThrow(/over maxPayloadSize \(1000\)/);
     expect(receiver.connections).toBe(0);
     expect(receiver.requests).toHaveLength(0);
+  });
+
+  it('fails only the recipients whose body is over maxPayloadSize (form-encoded); the others are served', async () => {
+    await boot({
+      subscribers: {
+        'a.b': [
+          `${receiver.url}/json`,
+          { url: `${receiver.url}/form?token=SECRET`, contentType: 'application/x-www-form-urlencoded' },
+          { url: `${receiver.url}/signed`, hmacSecret: 's' },
+        ],
+      },
+      maxPayloadSize: 1000,
+    });
+    // JSON writes each quote as \" (2 bytes, ~630 in all); the form body percent-encodes that again (%5C%22, 6 bytes)
+    const data = { nested: { quotes: '"'.repeat(300) } };
+    const cb = callbacks();
+    const result = await events.send('a.b', data, cb.options);
+    expect(receiver.requests.map((r) => r.path).sort()).toEqual(['/json', '/signed']);
+    expect(receiver.requests.map((r) => r.json())).toEqual([data, data]);
+    expect(result.deliveries.map((d) => [new URL(d.url).pathname, d.ok, d.retrying])).toEqual([
+      ['/json', true, false],
+      ['/form', false, false],
+      ['/signed', true, false],
+    ]);
+    const form = result.deliveries[1];
+    expect(form.status).toBeUndefined();
+    expect(form.error).toMatch(
+      /^Cannot send "a\.b" as application\/x-www-form-urlencoded: the encoded body is \d+ bytes, over maxPayloadSize \(1000\)/,
+    );
+    await cb.waitFor(3);
+    expect(
+      cb.calls.filter((c) => c.kind === 'error').map((c) => [c.req.url, c.err?.name, c.err?.message]),
+    ).toEqual([[form.url, 'PayloadError', form.error]]);
+    const line = await logs.waitFor(/failed after 1 attempt/);
+    expect(line).toContain(`/form failed after 1 attempt(s): ${form.error}`);
+    expect(line).not.toContain('SECRET');
+    expect(pending()).toBe(0);
+  });
+
+  it('waits a Retry-After longer than setTimeout can (34 days) instead of retrying at once', async () => {
+    const day = 86_400_000;
+    await boot({
+      retryDelay: 200,
+      retryDelayMax: 40 * day,
+      subscribers: { 'a.b': [`${receiver.url}/later`, `${receiver.url}/soon`] },
+    });
+    let soon = 0;
+    receiver.reply = (r) =>
+      r.path === '/later'
+        ? { status: 429, headers: { 'retry-after': String((34 * day) / 1000) } }
+        : { status: soon++ === 0 ? 500 : 200 };
+    const result = await events.send('a.b', {});
+    expect(result.deliveries.map((d) => [d.status, d.retrying])).toEqual([
+      [429, true],
+      [500, true],
+    ]);
+    // /soon's retry comes 200 ms later; setTimeout alone would have fired the 34-day one after 1 ms, before it
+    await receiver.waitFor(3);
+    expect(receiver.requests.map((r) => r.path).slice(2)).toEqual(['/soon']);
+    expect(receiver.requests.filter((r) => r.path === '/later')).toHaveLength(1);
+    expect(pending()).toBe(1);
+    const dispatcher = app!.get(Dispatcher) as DirectDispatcher;
+    await app!.close();
+    app = undefined;
+    expect(dispatcher.pendingRetries).toBe(0);
   });
 
   it('accepts up to 256 KiB by default and rejects more', async () => {

@@ -486,27 +486,49 @@ describe.each(KINDS)('SSRF, %s transport', (kind) => {
       },
     );
 
-    it('drops credentials on a redirect to another origin, keeps them on the same origin', async () => {
+    it('sends only the generated headers after a redirect to another origin; all of them on the same origin', async () => {
       app = await boot({
         transport: kind,
         recipientValidators: only1(),
         allowRedirects: true,
-        subscribers: { 'a.b': `http://127.0.0.1:${P}/start` },
+        standardWebhooks: true,
+        subscribers: { 'a.b': { url: `http://127.0.0.1:${P}/start`, hmacSecret: 's' } },
       });
       const otherPort = (other.server.address() as AddressInfo).port;
       s1.handle = (path, res) => {
         res.writeHead(302, { location: path === '/start' ? '/same' : `http://127.0.0.1:${otherPort}/other` });
         res.end();
       };
-      const result = await app
-        .get(EventService)
-        .send('a.b', {}, { headers: { Authorization: 'Bearer t', Cookie: 'c=1', 'X-Keep': 'k' } });
+      const custom = { Authorization: 'Bearer t', Cookie: 'c=1', 'X-Api-Key': 'k3y', 'X-Tenant': 't1' };
+      const result = await app.get(EventService).send('a.b', { v: 1 }, { headers: custom });
       expect(result.deliveries[0]).toMatchObject({ ok: true });
-      expect(s1.requests.map((r) => r.headers.authorization)).toEqual(['Bearer t', 'Bearer t']);
+      expect(s1.requests.map((r) => r.path)).toEqual(['/start', '/same']);
+      for (const r of s1.requests) {
+        expect(r.headers).toMatchObject({
+          authorization: 'Bearer t',
+          cookie: 'c=1',
+          'x-api-key': 'k3y',
+          'x-tenant': 't1',
+        });
+      }
       expect(other.requests).toHaveLength(1);
-      expect(other.requests[0].headers).toMatchObject({ 'x-keep': 'k' });
-      expect(other.requests[0].headers.authorization).toBeUndefined();
-      expect(other.requests[0].headers.cookie).toBeUndefined();
+      const [start] = s1.requests;
+      const moved = other.requests[0].headers;
+      const generated = [
+        'content-type',
+        'user-agent',
+        'hook-event',
+        'hook-delivery',
+        'hook-subscription',
+        'hook-hmac',
+        'webhook-id',
+        'webhook-timestamp',
+        'webhook-signature',
+      ];
+      for (const h of generated) expect([h, moved[h]]).toEqual([h, start.headers[h]]);
+      for (const h of ['authorization', 'cookie', 'x-api-key', 'x-tenant'])
+        expect([h, moved[h]]).toEqual([h, undefined]);
+      expect(other.requests[0].body).toBe('{"v":1}');
     });
 
     it('stops after maxRedirects hops: a failed, retryable attempt', async () => {
@@ -616,7 +638,7 @@ describe.each(KINDS)('redirect from https to http, %s transport', (kind) => {
         allowRedirects: true,
         recipientValidators: [blockInternalIps({ allow: ['127.0.0.1/32'] })],
       });
-      const delivery = new DeliveryService(options, null, transport);
+      const delivery = new DeliveryService(options, transport);
       const port = (tls.server.address() as AddressInfo).port;
       tls.handle = (path, res) => {
         res.writeHead(302, { location: path === '/start' ? '/same-scheme' : `http://127.0.0.1:${P}/plain` });

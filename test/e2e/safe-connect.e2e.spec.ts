@@ -292,6 +292,29 @@ describe('createSafeConnector over TLS', () => {
     expect(tls.requests).toEqual([]);
   });
 
+  it('calls back with an error the connect step throws (never an unhandled rejection or a hang)', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (err: unknown) => void unhandled.push(err);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      // tls.connect() throws synchronously for a `ca` of the wrong type instead of calling back
+      const connect = createSafeConnector({ validators, tls: { ca: 42 as unknown as string } });
+      const err = await new Promise<Error | null>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('the connector never called back')), 3000);
+        connect({ protocol: 'https:', hostname: '127.0.0.1', port: String(tls.port) } as never, (...args) => {
+          clearTimeout(timer);
+          resolve(args[0]);
+        });
+      });
+      expect(err).toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+      await new Promise((r) => setImmediate(r));
+      expect(unhandled).toEqual([]);
+      expect(tls.requests).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('rejects an untrusted certificate by default', async () => {
     const { lookup } = sequenceLookup({ 'my.test': [['127.0.0.1']] });
     agent = new Agent({ connect: createSafeConnector({ validators, lookup }) });

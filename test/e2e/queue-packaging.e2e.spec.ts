@@ -42,6 +42,33 @@ function graph(entry: string, withTypeImports: boolean) {
   return { files: [...files].map((f) => f.slice(dist.length + 1)), packages: [...packages] };
 }
 
+// The operations peers (SPEC §13): OpenTelemetry, terminus and swagger are loaded only on use, never from the root.
+const OPS = /^(@opentelemetry\/|@nestjs\/terminus(\/|$)|@nestjs\/swagger(\/|$))/;
+
+describe('@opentelemetry/*, @nestjs/terminus and @nestjs/swagger are optional peers', () => {
+  it('dist/index.js and dist/index.d.ts never load or reference them, directly or transitively', () => {
+    const js = graph(join(dist, 'index.js'), false);
+    expect(js.files).toEqual(
+      expect.arrayContaining([
+        'telemetry/telemetry.js',
+        'health/thorn.health.js',
+        'api/openapi/hooks.openapi.js',
+      ]),
+    );
+    expect(js.packages.filter((p) => OPS.test(p))).toEqual([]);
+    const dts = graph(join(dist, 'index.d.ts'), true);
+    expect(dts.files).toContain('health/thorn.health.d.ts');
+    expect(dts.packages.filter((p) => OPS.test(p))).toEqual([]);
+  });
+
+  it('the files that use them load them lazily (so the check above can fail)', () => {
+    const src = (f: string) => readFileSync(join(dist, f), 'utf8');
+    expect(src('telemetry/telemetry.js')).toMatch(/import\('@opentelemetry\/api'\)/);
+    expect(src('health/thorn.health.js')).toMatch(/import\('@nestjs\/terminus'\)/);
+    expect(src('api/openapi/hooks.openapi.js')).toMatch(/import\('@nestjs\/swagger'\)/);
+  });
+});
+
 describe('bull and bullmq are optional peers', () => {
   it('dist/index.js never loads bull, bullmq or their dispatchers, directly or transitively', () => {
     const { files, packages } = graph(join(dist, 'index.js'), false);

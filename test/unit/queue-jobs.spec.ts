@@ -3,7 +3,7 @@ import { describe, expect, it } from '@jest/globals';
 import { createHmac } from 'node:crypto';
 import { DeliveryService } from '../../lib/delivery/delivery.service.js';
 import type { Transport } from '../../lib/delivery/transport.js';
-import { byOrigin, chunked, fromWire, toWire, useStableIds } from '../../lib/dispatchers/queue/queue.jobs.js';
+import { byOrigin, chunked, fromWire, stableIds, toWire } from '../../lib/dispatchers/queue/queue.jobs.js';
 import type { EventEnvelope } from '../../lib/events/envelope.js';
 import type { Recipient } from '../../lib/subscriptions/recipient.js';
 import { resolveThornOptions } from '../../lib/thorn-options.js';
@@ -33,13 +33,12 @@ function envelope(): EventEnvelope {
 
 describe('queue job helpers (bull and bullmq)', () => {
   it('carries a recipient that could not be prepared across the queue as a failure, never as a sendable request', async () => {
-    const delivery = new DeliveryService(resolveThornOptions(), null, noTransport);
+    const delivery = new DeliveryService(resolveThornOptions(), noTransport);
     const recipients = [
       recipient('http://a/1'),
       { ...recipient('http://a/2'), contentType: 'application/xml' },
     ];
-    const reqs = delivery.prepare(envelope(), recipients);
-    useStableIds('event-2', reqs, recipients);
+    const reqs = delivery.prepare(envelope(), recipients, { idFor: stableIds('event-2') });
     const back = fromWire(JSON.parse(JSON.stringify(toWire(reqs))), resolveThornOptions());
     expect(back[0].failure).toBeUndefined();
     expect(back[1].failure?.message).toMatch(/No codec for content type "application\/xml"/);
@@ -50,19 +49,15 @@ describe('queue job helpers (bull and bullmq)', () => {
   });
 
   it('gives the same delivery ids every time an event is prepared, distinct per recipient (even for the same URL twice)', () => {
-    const delivery = new DeliveryService(resolveThornOptions({ standardWebhooks: true }), null, noTransport);
+    const delivery = new DeliveryService(resolveThornOptions({ standardWebhooks: true }), noTransport);
     const recipients = [recipient('http://a/1'), recipient('http://a/1'), recipient('http://b/2')];
-    const run = () => {
-      const reqs = delivery.prepare(envelope(), recipients);
-      useStableIds('event-1', reqs, recipients);
-      return reqs;
-    };
+    const run = () => delivery.prepare(envelope(), recipients, { idFor: stableIds('event-1') });
     const [first, again] = [run(), run()];
     expect(first.map((r) => r.id)).toEqual(again.map((r) => r.id));
     expect(new Set(first.map((r) => r.id)).size).toBe(3);
     for (const r of first) {
       expect(r.headers['Hook-Delivery']).toBe(r.id);
-      // Standard Webhooks signs the id: the signature is redone for the stable one
+      // Standard Webhooks signs the id: the signature is over the stable one
       expect(r.headers['webhook-id']).toBe(r.id);
       const expected = createHmac('sha256', 'secret')
         .update(`${r.id}.${r.headers['webhook-timestamp']}.`)
@@ -70,8 +65,7 @@ describe('queue job helpers (bull and bullmq)', () => {
         .digest('base64');
       expect(r.headers['webhook-signature']).toBe(`v1,${expected}`);
     }
-    const otherEvent = delivery.prepare(envelope(), recipients);
-    useStableIds('event-2', otherEvent, recipients);
+    const otherEvent = delivery.prepare(envelope(), recipients, { idFor: stableIds('event-2') });
     expect(otherEvent.map((r) => r.id).filter((id) => first.some((f) => f.id === id))).toEqual([]);
   });
 
@@ -98,7 +92,6 @@ describe('queue job helpers (bull and bullmq)', () => {
   it('round-trips requests through JSON with the exact body bytes (text or binary) and every header', () => {
     const delivery = new DeliveryService(
       resolveThornOptions({ codecs: { 'application/octet-stream': () => Buffer.from([0xff, 0x00, 0xc3]) } }),
-      null,
       noTransport,
     );
     const recipients = [
@@ -106,8 +99,7 @@ describe('queue job helpers (bull and bullmq)', () => {
       recipient('http://a/2'),
       { ...recipient('http://a/3'), contentType: 'application/octet-stream' },
     ];
-    const reqs = delivery.prepare(envelope(), recipients);
-    useStableIds('e', reqs, recipients);
+    const reqs = delivery.prepare(envelope(), recipients, { idFor: stableIds('e') });
     reqs[0].attempts = 2;
     const wire = JSON.parse(JSON.stringify(toWire(reqs)));
     expect(wire.bodies.map((b: { enc: string }) => b.enc)).toEqual(['utf8', 'base64']);

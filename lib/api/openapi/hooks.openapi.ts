@@ -1,0 +1,195 @@
+// The OpenAPI description of the `/hooks` routes. `@nestjs/swagger` is an optional peer, so its decorators are not
+// written on the classes: when the app has it installed, `describeHooksApi()` (run by a ThornModule provider while
+// the app is created, before any `SwaggerModule.createDocument`) loads it and applies them once, to the shared
+// controller, DTO and schema classes, exactly as static decorators would have been. Without swagger nothing happens.
+import type { Type } from '@nestjs/common';
+import { HMAC_DIGESTS } from '../../delivery/signing.js';
+import { HOOKS_LIMITS } from '../hooks.constants.js';
+import { HooksController } from '../hooks.controller.js';
+import { CreateSubscriptionDto, UpdateSubscriptionDto } from '../subscription.dto.js';
+import { HooksError, HooksSubscription } from './hooks.schemas.js';
+
+type Swagger = typeof import('@nestjs/swagger');
+type Property = Parameters<Swagger['ApiProperty']>[0];
+/** One documented answer of a route (a subset of swagger's `ApiResponseOptions`). */
+interface Response {
+  status: number;
+  description: string;
+  type?: Type<unknown>;
+  isArray?: boolean;
+  headers?: Record<string, { description: string; schema: { type: 'string' } }>;
+}
+
+/** Name of the security requirement on every `/hooks` route: `DocumentBuilder.addBearerAuth()`'s default scheme. */
+export const HOOKS_SECURITY = 'bearer';
+/** OpenAPI tag of the `/hooks` routes. */
+export const HOOKS_TAG = 'hooks';
+
+interface Param {
+  name: string;
+  description: string;
+  type: 'string';
+}
+const ID: Param = { name: 'id', description: 'The subscription id', type: 'string' };
+const err = (status: number, description: string): Response => ({ status, description, type: HooksError });
+const AUTH = [
+  err(401, 'No authenticated user (the app’s getUser found none)'),
+  err(403, 'A guard from the `guards` option refused the request'),
+];
+const INVALID = err(
+  400,
+  'Invalid body: the message names the field (event, url, content_type, hmac_secret, …)',
+);
+const NOT_FOUND = err(404, 'No such subscription of yours (unknown, malformed or someone else’s id)');
+const one = (status: number, description: string): Response => ({
+  status,
+  description,
+  type: HooksSubscription,
+});
+
+/** Each route of `HooksController`: its summary, path parameters and answers. A new route needs an entry here. */
+export const HOOKS_ROUTES: Record<string, { summary: string; params?: Param[]; responses: Response[] }> = {
+  list: {
+    summary: 'List your webhook subscriptions (oldest first)',
+    responses: [{ status: 200, description: 'Your subscriptions', type: HooksSubscription, isArray: true }],
+  },
+  create: {
+    summary: 'Subscribe a URL to an event pattern',
+    responses: [
+      {
+        ...one(201, 'The new subscription'),
+        headers: { Location: { description: 'URL of the new subscription', schema: { type: 'string' } } },
+      },
+      INVALID,
+      err(409, 'You hold maxSubscriptionsPerUser subscriptions already'),
+    ],
+  },
+  get: {
+    summary: 'Show one of your subscriptions',
+    params: [ID],
+    responses: [one(200, 'The subscription'), NOT_FOUND],
+  },
+  replace: {
+    summary: 'Replace a subscription (event and url required)',
+    params: [ID],
+    responses: [one(200, 'The updated subscription'), INVALID, NOT_FOUND],
+  },
+  patch: {
+    summary: 'Change some fields of a subscription',
+    params: [ID],
+    responses: [one(200, 'The updated subscription'), INVALID, NOT_FOUND],
+  },
+  remove: {
+    summary: 'Delete a subscription',
+    params: [ID],
+    responses: [{ status: 204, description: 'Deleted (empty body)' }, NOT_FOUND],
+  },
+};
+
+const writable = (required: boolean): Record<string, Property> => ({
+  event: {
+    type: 'string',
+    required,
+    maxLength: HOOKS_LIMITS.eventMaxLength,
+    description:
+      'Event name or pattern: `*` matches one dot-separated part, `#` any number (e.g. `article.*`); one of `eventChoices` when the app sets it',
+    example: 'article.created',
+  },
+  url: {
+    type: 'string',
+    format: 'uri',
+    required,
+    maxLength: HOOKS_LIMITS.urlMaxLength,
+    description:
+      'Where deliveries are POSTed; must pass the recipient validators (no internal addresses by default)',
+    example: 'https://example.com/webhooks',
+  },
+  content_type: {
+    type: 'string',
+    required: false,
+    default: 'application/json',
+    description: '`application/json`, `application/x-www-form-urlencoded`, or a type from the app’s `codecs`',
+  },
+  hmac_secret: {
+    type: 'string',
+    required: false,
+    minLength: HOOKS_LIMITS.secretMinLength,
+    maxLength: HOOKS_LIMITS.secretMaxLength,
+    description: 'Key of the `Hook-HMAC` signature; generated when left out',
+  },
+  hmac_digest: {
+    type: 'string',
+    required: false,
+    enum: [...HMAC_DIGESTS],
+    default: 'sha256',
+    description: 'Digest of the `Hook-HMAC` signature (case-insensitive)',
+  },
+});
+
+const subscription: Record<string, Property> = {
+  id: { type: 'string', description: 'Subscription id (sent as `Hook-Subscription`)' },
+  event: { type: 'string', example: 'article.created' },
+  url: { type: 'string', format: 'uri' },
+  content_type: { type: 'string', example: 'application/json' },
+  user: { type: 'string', nullable: true, description: 'Owner (the requesting user)' },
+  hmac_secret: { type: 'string', description: 'Key of the `Hook-HMAC` signature' },
+  hmac_digest: { type: 'string', enum: [...HMAC_DIGESTS] },
+  created_at: { type: 'string', format: 'date-time', nullable: true },
+  updated_at: { type: 'string', format: 'date-time', nullable: true },
+  subscription: { type: 'string', format: 'uri', description: 'Absolute URL of this subscription' },
+};
+
+const error: Record<string, Property> = {
+  statusCode: { type: 'integer', example: 400 },
+  message: { type: 'string', description: 'What was wrong (names the field for a 400)' },
+  error: { type: 'string', required: false, example: 'Bad Request' },
+};
+
+/** Provider token that resolves to whether the `/hooks` routes got their OpenAPI metadata. */
+export const THORN_OPENAPI = Symbol('thorn:openapi');
+
+let described: Promise<boolean> | undefined;
+
+/**
+ * Gives the `/hooks` controller, its DTOs and response schemas their OpenAPI metadata when `@nestjs/swagger` is
+ * installed (once per process); resolves to whether it was.
+ */
+export function describeHooksApi(): Promise<boolean> {
+  described ??= import('@nestjs/swagger').then(
+    (swagger) => {
+      applyOpenApi(swagger);
+      return true;
+    },
+    (e: { code?: string }) => {
+      if (e?.code === 'ERR_MODULE_NOT_FOUND' || e?.code === 'MODULE_NOT_FOUND') return false;
+      throw e;
+    },
+  );
+  return described;
+}
+
+function properties(swagger: Swagger, target: Type<unknown>, props: Record<string, Property>): void {
+  for (const [name, options] of Object.entries(props)) swagger.ApiProperty(options)(target.prototype, name);
+}
+
+function applyOpenApi(swagger: Swagger): void {
+  properties(swagger, CreateSubscriptionDto, writable(true));
+  properties(swagger, UpdateSubscriptionDto, writable(false));
+  properties(swagger, HooksSubscription, subscription);
+  properties(swagger, HooksError, error);
+  swagger.ApiTags(HOOKS_TAG)(HooksController);
+  swagger.ApiBearerAuth(HOOKS_SECURITY)(HooksController);
+  swagger.ApiExtraModels(HooksSubscription, HooksError)(HooksController);
+  const proto = HooksController.prototype as unknown as Record<string, unknown>;
+  for (const [method, route] of Object.entries(HOOKS_ROUTES)) {
+    const descriptor = Object.getOwnPropertyDescriptor(proto, method);
+    if (!descriptor) throw new Error(`HooksController has no route method "${method}" to describe`);
+    const decorate = (d: MethodDecorator) => d(proto, method, descriptor);
+    decorate(swagger.ApiOperation({ summary: route.summary }));
+    for (const p of route.params ?? []) decorate(swagger.ApiParam(p));
+    if (method === 'create' || method === 'replace' || method === 'patch') {
+      decorate(swagger.ApiConsumes('application/json'));
+    }
+    for (const r of [...route.responses, ...AUTH]) decorate(swagger.ApiResponse(r));
+  }
+}
