@@ -3,18 +3,10 @@
 import 'reflect-metadata';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
-import {
-  EventService,
-  ThornModule,
-  blockInternalIps,
-  ensureProtocol,
-  verify,
-  type ThornModuleOptions,
-} from '../../lib/index.js';
+import { EventService, verify, type ThornModuleOptions } from '../../lib/index.js';
 import { TestReceiver } from '../fixtures/receiver.js';
+import { bootThorn } from '../fixtures/thorn-app.js';
 
-const loopback = () => [blockInternalIps({ allow: ['127.0.0.0/8'] }), ensureProtocol('http', 'https')];
 const PRINTABLE_ASCII = /^[ -~]+$/;
 
 describe.each(['undici', 'axios'] as const)('header values, %s transport', (kind) => {
@@ -23,21 +15,7 @@ describe.each(['undici', 'axios'] as const)('header values, %s transport', (kind
   let events: EventService;
 
   async function boot(options: ThornModuleOptions) {
-    const moduleRef = await Test.createTestingModule({
-      imports: [
-        ThornModule.forRoot({
-          transport: kind,
-          subscriberEntity: false,
-          controller: false,
-          recipientValidators: loopback(),
-          retryDelay: 20,
-          ...options,
-        }),
-      ],
-    }).compile();
-    app = moduleRef.createNestApplication({ logger: false });
-    await app.init();
-    events = app.get(EventService);
+    ({ app, events } = await bootThorn(kind, options));
   }
 
   beforeAll(async () => {

@@ -11,8 +11,6 @@ import {
   PayloadError,
   Subscriber,
   ThornModule,
-  blockInternalIps,
-  ensureProtocol,
   type DeliveryRequest,
   type SendOptions,
   type ThornModuleOptions,
@@ -21,8 +19,8 @@ import { type DirectDispatcher } from '../../lib/dispatchers/direct.dispatcher.j
 import { testDatabases } from '../fixtures/databases.js';
 import { CapturingLogger } from '../fixtures/log.js';
 import { TestReceiver } from '../fixtures/receiver.js';
+import { bootThorn, loopback } from '../fixtures/thorn-app.js';
 
-const loopback = () => [blockInternalIps({ allow: ['127.0.0.0/8'] }), ensureProtocol('http', 'https')];
 type Kind = 'undici' | 'axios';
 const KINDS: Kind[] = ['undici', 'axios'];
 
@@ -70,21 +68,7 @@ describe.each(KINDS)('retries, %s transport', (kind) => {
   let logs: CapturingLogger;
 
   async function boot(options: ThornModuleOptions) {
-    const moduleRef = await Test.createTestingModule({
-      imports: [
-        ThornModule.forRoot({
-          transport: kind,
-          subscriberEntity: false,
-          controller: false,
-          recipientValidators: loopback(),
-          retryDelay: 20,
-          ...options,
-        }),
-      ],
-    }).compile();
-    app = moduleRef.createNestApplication({ logger: logs });
-    await app.init();
-    events = app.get(EventService);
+    ({ app, events } = await bootThorn(kind, options, logs));
   }
   const pending = () => (app!.get(Dispatcher) as DirectDispatcher).pendingRetries;
   /** Answers with `statuses[i]` for the i-th request (the last one repeats), recording arrival times. */
