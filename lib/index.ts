@@ -56,6 +56,17 @@ export { Subscriber } from './subscriptions/subscriber.entity.js';
 export { CreateThornSubscriber1764150000000 } from './subscriptions/subscriber.migration.js';
 export { CreateThornSubscriberVersion1764160000000 } from './subscriptions/subscriber-version.migration.js';
 export { matchesPattern } from './subscriptions/pattern.js';
+
+// the delivery ledger (option `ledger`)
+export {
+  ThornEvent,
+  ThornDelivery,
+  ThornAttempt,
+  THORN_LEDGER_ENTITIES,
+  type ThornDeliveryStatus,
+} from './ledger/ledger.entities.js';
+export { CreateThornLedger1764170000000 } from './ledger/ledger.migration.js';
+export type { LedgerOptions } from './ledger/ledger.types.js';
 export type {
   Recipient,
   SubscriberObject,

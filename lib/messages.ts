@@ -42,6 +42,18 @@ export const messages = {
     `Cannot send "${event}" with onSuccess/onError/onTimeout through the ${dispatcher} dispatcher: functions can't cross the queue. Drop the callbacks, or send this event with dispatcher: 'direct' (Event option)`,
   queueValidators: (dispatcher: string, event: string) =>
     `Cannot send "${event}" with its own recipientValidators through the ${dispatcher} dispatcher: workers check every URL with the module's recipientValidators. Set them on ThornModule, or send this event with dispatcher: 'direct'`,
+  ledgerRefuses: (event: string, what: string) =>
+    `Cannot record "${event}" in the delivery ledger with ${what}: they exist only in this process, and a recorded event must be deliverable by any process, after any restart. Use the module's options instead, or give this Event its own dispatcher: 'direct' (it then bypasses the ledger, as in 0.1)`,
+  ledgerForeignManager: (event: string) =>
+    `Cannot record "${event}": the manager given to send() belongs to another DataSource than the one ThornModule's ledger writes to`,
+  ledgerNeedsDataSource: (name: string) =>
+    `ledger is on, but there is no TypeORM DataSource "${name}": the ledger records events in the app's database (register TypeOrmModule.forRoot(), or turn the ledger off)`,
+  ledgerDispatcher: () =>
+    `ledger is on, but the dispatcher is a custom class: the ledger relays through the 'direct', 'bull' and 'bullmq' dispatchers. Use one of those, or turn the ledger off`,
+  ledgerTables: (cause: string) =>
+    `ledger is on, but its tables are missing (${cause}): run the CreateThornLedger1764170000000 migration, or add THORN_LEDGER_ENTITIES to the DataSource's entities (with synchronize)`,
+  ledgerLease: (lease: number, timeout: number) =>
+    `ledger.lease (${lease} ms) must be longer than timeout (${timeout} ms) plus 1000 ms: a delivery's claim must outlast its attempt`,
   enqueueTimeout: (events: string, ms: number, state: string) =>
     `Cannot queue ${events}: Redis did not accept the job within ${ms} ms (enqueueTimeout): ${state}. Check that Redis is reachable, or raise enqueueTimeout`,
   queueClosed: (dispatcher: string, events: string) =>

@@ -13,6 +13,7 @@ import type { Dispatcher } from './dispatchers/dispatcher.js';
 import type { ThornBullOptions } from './dispatchers/bull/bull.types.js';
 import type { ThornBullMQOptions } from './dispatchers/bullmq/bullmq.types.js';
 import { messages } from './messages.js';
+import type { LedgerOptions, ResolvedLedgerOptions } from './ledger/ledger.types.js';
 import type { SubscribersOption } from './subscriptions/recipient.js';
 import { Subscriber } from './subscriptions/subscriber.entity.js';
 import { THORN_VERSION } from './thorn.constants.js';
@@ -226,6 +227,42 @@ const OPTIONS = {
    * rejects (Redis unreachable), so `send()` and `save()` never hang. Also bounds the queue's disconnect at shutdown.
    */
   enqueueTimeout: integer(5000, 1),
+  /**
+   * The delivery ledger (default false): `true` or `{ pollInterval, retention, maxResponseBody, batchSize, lease }`
+   * records every event in the app's transaction and every delivery and attempt in the database (README "Delivery
+   * ledger").
+   */
+  ledger: spec<boolean | LedgerOptions, ResolvedLedgerOptions | false>({
+    default: () => false,
+    check: (v, name) => {
+      if (v == null || typeof v === 'boolean') return undefined;
+      if (!isPlainObject(v))
+        return 'use true, false or an object { pollInterval, retention, maxResponseBody, batchSize, lease }';
+      for (const [key, value] of Object.entries(v as object)) {
+        const field = LEDGER_FIELDS[key as keyof LedgerOptions];
+        if (!field) throw new Error(messages.badOption(`${name}.${key}`, value, 'unknown ledger option'));
+        if (value !== undefined && !isInteger(value, field.min))
+          throw new Error(messages.badOption(`${name}.${key}`, value, `use an integer >= ${field.min}`));
+      }
+      return undefined;
+    },
+    resolve: (v) => {
+      if (v === false) return false;
+      const given = v === true ? {} : v;
+      return Object.fromEntries(
+        Object.entries(LEDGER_FIELDS).map(([k, f]) => [k, given[k as keyof LedgerOptions] ?? f.default]),
+      ) as ResolvedLedgerOptions;
+    },
+  }),
+};
+
+/** The ledger's fields: default and the least value each takes. */
+const LEDGER_FIELDS: Record<keyof LedgerOptions, { default: number; min: number }> = {
+  pollInterval: { default: 1000, min: 10 },
+  retention: { default: 7 * 24 * 3_600_000, min: 0 },
+  maxResponseBody: { default: 1024, min: 0 },
+  batchSize: { default: 500, min: 1 },
+  lease: { default: 60_000, min: 1000 },
 };
 
 /**

@@ -1,6 +1,9 @@
 import { Module } from '@nestjs/common';
 import { DeliveryService } from './delivery/delivery.service.js';
+import type { DataSource } from 'typeorm';
 import { Dispatcher } from './dispatchers/dispatcher.js';
+import { ThornLedger, type LedgerThornOptions } from './ledger/ledger.js';
+import { messages } from './messages.js';
 import { EventService } from './events/event.service.js';
 import { ThornHealthIndicator } from './health/thorn.health.js';
 import { loadTelemetry } from './telemetry/telemetry.js';
@@ -8,10 +11,10 @@ import { ModelEventEmitter } from './typeorm/model-event.emitter.js';
 import { modelEventProviders } from './typeorm/model-events.providers.js';
 import { RecipientResolver } from './subscriptions/recipient.resolver.js';
 import { deleteWhenGone, SubscriptionStore } from './subscriptions/subscription.store.js';
-import { THORN_OPTIONS, THORN_TRANSPORT } from './thorn.constants.js';
+import { THORN_DATA_SOURCE, THORN_EXTRAS, THORN_OPTIONS, THORN_TRANSPORT } from './thorn.constants.js';
 import { ConfigurableThornModule } from './thorn.module-definition.js';
 import { ThornResources } from './thorn.resources.js';
-import type { ResolvedThornOptions } from './thorn-options.js';
+import type { ResolvedThornExtras, ResolvedThornOptions } from './thorn-options.js';
 import { operationsProviders } from './thorn.operations.js';
 
 /** Webhooks for NestJS: `ThornModule.forRoot(options)` or `ThornModule.forRootAsync({ useFactory, inject })`. */
@@ -46,14 +49,41 @@ import { operationsProviders } from './thorn.operations.js';
       inject: [THORN_OPTIONS, SubscriptionStore, ThornResources],
     },
     {
+      // the delivery ledger (option `ledger`), or null; stops relaying before the DataSource closes
+      provide: ThornLedger,
+      useFactory: async (
+        o: ResolvedThornOptions,
+        extras: ResolvedThornExtras,
+        dataSource: DataSource | null,
+        recipients: RecipientResolver,
+        delivery: DeliveryService,
+        store: SubscriptionStore | null,
+      ) => {
+        if (!o.ledger || o.dispatcher === 'disabled') return null;
+        if (!dataSource) throw new Error(messages.ledgerNeedsDataSource(extras.dataSource ?? 'default'));
+        const ledger = new ThornLedger(o as LedgerThornOptions, dataSource, recipients, delivery, store);
+        await ledger.checkTables();
+        return ledger;
+      },
+      inject: [
+        THORN_OPTIONS,
+        THORN_EXTRAS,
+        THORN_DATA_SOURCE,
+        RecipientResolver,
+        DeliveryService,
+        SubscriptionStore,
+      ],
+    },
+    {
       provide: Dispatcher,
       useFactory: (
         o: ResolvedThornOptions,
         delivery: DeliveryService,
         recipients: RecipientResolver,
         resources: ThornResources,
-      ) => resources.getDispatcher(o.dispatcher, delivery, recipients),
-      inject: [THORN_OPTIONS, DeliveryService, RecipientResolver, ThornResources],
+        ledger: ThornLedger | null,
+      ) => resources.getDispatcher(o.dispatcher, delivery, recipients, ledger),
+      inject: [THORN_OPTIONS, DeliveryService, RecipientResolver, ThornResources, ThornLedger],
     },
     EventService,
     ...modelEventProviders,
@@ -67,6 +97,7 @@ import { operationsProviders } from './thorn.operations.js';
     ModelEventEmitter,
     THORN_OPTIONS,
     ThornHealthIndicator,
+    ThornLedger,
   ],
 })
 export class ThornModule extends ConfigurableThornModule {}

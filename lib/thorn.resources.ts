@@ -5,6 +5,7 @@ import { createTransport } from './delivery/transport.factory.js';
 import type { Transport } from './delivery/transport.js';
 import { createDispatcher } from './dispatchers/dispatcher.factory.js';
 import type { Dispatcher } from './dispatchers/dispatcher.js';
+import type { ThornLedger } from './ledger/ledger.js';
 import type { RecipientResolver } from './subscriptions/recipient.resolver.js';
 import { InjectThornOptions } from './thorn.decorators.js';
 import type { DispatcherOption, ResolvedThornOptions } from './thorn-options.js';
@@ -18,6 +19,8 @@ import type { DispatcherOption, ResolvedThornOptions } from './thorn-options.js'
 export class ThornResources implements OnApplicationShutdown {
   private transport?: Promise<Transport>;
   private readonly dispatchers = new Map<DispatcherOption, Promise<Dispatcher>>();
+  /** The module's dispatcher when the ledger is on (relaying the ledger, not the one an Event may name). */
+  private ledgerDispatcher?: Promise<Dispatcher>;
 
   constructor(
     @InjectThornOptions() private readonly options: ResolvedThornOptions,
@@ -34,12 +37,27 @@ export class ThornResources implements OnApplicationShutdown {
     return this.transport;
   }
 
-  /** The dispatcher named by `option`; custom classes are created with Nest DI. */
+  /**
+   * The dispatcher named by `option`; custom classes are created with Nest DI. With `ledger`: the module's dispatcher,
+   * relaying that ledger.
+   */
   getDispatcher(
     option: DispatcherOption,
     delivery: DeliveryService,
     recipients: RecipientResolver,
+    ledger?: ThornLedger | null,
   ): Promise<Dispatcher> {
+    if (ledger) {
+      this.ledgerDispatcher ??= createDispatcher(
+        option,
+        this.options,
+        delivery,
+        recipients,
+        this.moduleRef,
+        ledger,
+      );
+      return this.ledgerDispatcher;
+    }
     let d = this.dispatchers.get(option);
     if (!d) {
       d = createDispatcher(option, this.options, delivery, recipients, this.moduleRef);
@@ -49,7 +67,10 @@ export class ThornResources implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    for (const d of this.dispatchers.values()) {
+    for (const d of [
+      ...this.dispatchers.values(),
+      ...(this.ledgerDispatcher ? [this.ledgerDispatcher] : []),
+    ]) {
       // one that failed to be created has nothing to close (its error reached whoever asked for it)
       const dispatcher = await d.catch(() => undefined);
       await dispatcher?.close?.();

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { AttemptOutcome, DeliveryService } from '../delivery/delivery.service.js';
 import { redactUrl } from '../delivery/io.js';
-import { ConcurrencyLimit } from './concurrency-limit.js';
+import { ConcurrencyLimit } from '../delivery/concurrency-limit.js';
 import { nextRetry } from '../delivery/retry.js';
 import type {
   DeliveryCallbacks,

@@ -1,3 +1,4 @@
+import type { EntityManager } from 'typeorm';
 import type { DeliveryOverrides, DeliverySettings } from '../thorn-options.js';
 import type { DeliveryRequest } from '../delivery/request.js';
 import type { RecipientValidator } from '../delivery/validators.js';
@@ -36,6 +37,8 @@ export interface EventEnvelope {
   /** The event's own subscribers (never filtered by sender). */
   subscribers?: SubscribersOption;
   callbacks?: DeliveryCallbacks;
+  /** With the ledger: the EntityManager to record the event through (the caller's transaction). */
+  manager?: EntityManager;
 }
 
 /** Outcome of one delivery's first attempt (direct dispatcher). */
@@ -59,4 +62,8 @@ export interface SendResult {
   queued?: boolean;
   /** The event is held by `bufferEvents` until the buffer flushes. */
   buffered?: boolean;
+  /** With the ledger: the event is recorded (in the caller's transaction when `send()` was given its manager). */
+  recorded?: boolean;
+  /** With the ledger: the `thorn_event` id of the recorded event. */
+  eventId?: string;
 }

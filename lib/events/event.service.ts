@@ -81,11 +81,27 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
     const envelope = this.envelope(name, body, eventOptions, options);
     const dispatcher = await this.dispatcherFor(eventOptions.dispatcher);
     const buffer = bufferStorage.getStore();
-    if (buffer && buffer.owner === this && !buffer.closed) {
+    // an event recorded through the caller's transaction is written now, in it: a buffer can't hold it past that
+    if (
+      buffer &&
+      buffer.owner === this &&
+      !buffer.closed &&
+      !(options.manager && this.recordsInLedger(eventOptions))
+    ) {
       buffer.hold({ envelope, dispatcher });
       return { event: name, deliveries: [], buffered: true };
     }
     return traceSend(name, () => dispatcher.dispatch(envelope));
+  }
+
+  /**
+   * Whether events sent with these options are recorded in the delivery ledger: the ledger is on and the event uses the
+   * module's dispatcher (an Event with its own `dispatcher` bypasses the ledger; 'disabled' sends and records nothing).
+   */
+  recordsInLedger(eventOptions: EventOptions): boolean {
+    return (
+      !!this.options.ledger && eventOptions.dispatcher === undefined && this.options.dispatcher !== 'disabled'
+    );
   }
 
   /**
@@ -159,11 +175,14 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
         opts.onSuccess || opts.onError || opts.onTimeout
           ? { onSuccess: opts.onSuccess, onError: opts.onError, onTimeout: opts.onTimeout }
           : undefined,
+      ...(opts.manager ? { manager: opts.manager } : {}),
     };
   }
 
+  /** The module's dispatcher (ledger-backed when the ledger is on), or the one an Event chose. */
   private dispatcherFor(option: DispatcherOption | undefined): Promise<Dispatcher> {
-    return this.resources.getDispatcher(option ?? this.options.dispatcher, this.delivery, this.recipients);
+    if (option === undefined) return Promise.resolve(this.dispatcher);
+    return this.resources.getDispatcher(option, this.delivery, this.recipients);
   }
 }
 

@@ -1,3 +1,4 @@
+import type { EntityManager } from 'typeorm';
 import type { RecipientValidator } from '../delivery/validators.js';
 import type { SubscriberSpec, SubscribersOption } from '../subscriptions/recipient.js';
 import type { DeliveryOverrides, DispatcherOption } from '../thorn-options.js';
@@ -27,6 +28,11 @@ export interface SendOptions extends DeliveryOverrides, DeliveryCallbacks {
   context?: Record<string, unknown>;
   /** Extra request headers (they can't override `Hook-*`). */
   headers?: Record<string, string>;
+  /**
+   * With the ledger: record the event through this TypeORM EntityManager, i.e. inside its transaction (the event exists
+   * if and only if the transaction commits). Ignored without the ledger.
+   */
+  manager?: EntityManager;
 }
 
 /** A named webhook event. Created at module scope, it binds to the running ThornModule when first sent. */

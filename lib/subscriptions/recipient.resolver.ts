@@ -47,6 +47,12 @@ export class RecipientResolver {
     return [...statics, ...stored, ...own];
   }
 
+  /** The static subscribers (module `subscribers` option) only: the ledger finds a static delivery's recipient again. */
+  statics(query: RecipientQuery): Promise<Recipient[]> {
+    const defaults = this.defaults('static', this.onError(query.name));
+    return resolveSubscribers(this.options.subscribers, query.name, context(query), defaults);
+  }
+
   /** The event's own subscribers only (the queue dispatchers resolve them where the event was sent). */
   own(query: RecipientQuery): Promise<Recipient[]> {
     const defaults = this.defaults('event', this.onError(query.name));

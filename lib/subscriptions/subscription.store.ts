@@ -1,12 +1,13 @@
 import { Logger } from '@nestjs/common';
-import type {
-  DataSource,
-  EntitySubscriberInterface,
-  EntityTarget,
-  QueryRunner,
-  Repository,
-  TransactionCommitEvent,
-  TransactionRollbackEvent,
+import {
+  In,
+  type DataSource,
+  type EntitySubscriberInterface,
+  type EntityTarget,
+  type QueryRunner,
+  type Repository,
+  type TransactionCommitEvent,
+  type TransactionRollbackEvent,
 } from 'typeorm';
 import { redactUrl } from '../delivery/io.js';
 import { messages } from '../messages.js';
@@ -129,16 +130,16 @@ export class SubscriptionStore {
       else if (ownerless) qb.andWhere('s.user IS NULL');
       rows = await qb.orderBy('s.createdAt', 'ASC').addOrderBy('s.id', 'ASC').getMany();
     }
-    return rows.map((s) => ({
-      id: s.id,
-      url: s.url,
-      event: s.event,
-      contentType: s.contentType,
-      hmacSecret: s.hmacSecret,
-      hmacDigest: s.hmacDigest,
-      user: s.user,
-      source: 'stored' as const,
-    }));
+    return rows.map(toRecipient);
+  }
+
+  /** Subscriptions by id, as they are now (the ledger reads a delivery's current URL and secret this way). */
+  async byIds(ids: string[]): Promise<Map<string, Recipient>> {
+    const found = new Map<string, Recipient>();
+    if (!ids.length) return found;
+    const rows = await this.repository.find({ where: { id: In(ids) } });
+    for (const row of rows) found.set(row.id, toRecipient(row));
+    return found;
   }
 
   /** The candidate list as SQLite's json_each parameter, encoded once per (cached) list. */
@@ -183,6 +184,19 @@ export class SubscriptionStore {
       ownerless: `${base} AND ${user} IS NULL${order}`,
     };
   }
+}
+
+function toRecipient(s: Record<string, any>): Recipient {
+  return {
+    id: s.id,
+    url: s.url,
+    event: s.event,
+    contentType: s.contentType,
+    hmacSecret: s.hmacSecret,
+    hmacDigest: s.hmacDigest,
+    user: s.user,
+    source: 'stored',
+  };
 }
 
 /**

@@ -97,7 +97,30 @@ export class ModelEventEmitter implements OnModuleInit, BeforeApplicationShutdow
    * honor the transaction; the others are sent now. Returns what the hook must await (see `HookWait`).
    */
   raise(qr: QueryRunner | undefined, build: () => Promise<PreparedModelEvent[]>): HookWait {
-    return this.route<void>(qr, build, (now) => this.release(now)) as HookWait;
+    const built = this.events.options.ledger ? () => this.recordFirst(qr, build) : build;
+    return this.route<void>(qr, built, (now) => this.release(now)) as HookWait;
+  }
+
+  /**
+   * With the ledger: records the built events it covers at once, through `qr`'s transaction for those that honor it
+   * (their rows commit or roll back with the change; the ledger relays them after the commit), and returns the others
+   * (events with their own `dispatcher`) for the hold-or-send decision. A failed insert fails the hook, so the change
+   * never commits without its events.
+   */
+  private async recordFirst(
+    qr: QueryRunner | undefined,
+    build: () => Promise<PreparedModelEvent[]>,
+  ): Promise<PreparedModelEvent[]> {
+    const others: PreparedModelEvent[] = [];
+    for (const e of await build()) {
+      if (!this.events.recordsInLedger(e.eventOptions)) {
+        others.push(e);
+        continue;
+      }
+      const manager = e.honors && qr?.isTransactionActive ? qr.manager : undefined;
+      await this.events.sendBody(e.name, e.body, e.eventOptions, { ...e.sendOptions, manager });
+    }
+    return others;
   }
 
   /**
@@ -106,6 +129,25 @@ export class ModelEventEmitter implements OnModuleInit, BeforeApplicationShutdow
    * Sent now, it is awaited and its result returned, as `Event.send()` does; held, the result says `buffered`.
    */
   send(manager: EntityManager | undefined, build: () => Promise<PreparedModelEvent>): Promise<SendResult> {
+    if (this.events.options.ledger) {
+      // recorded through `manager` (its transaction) when the event honors transactions; see recordFirst()
+      return build().then((e) =>
+        this.events.recordsInLedger(e.eventOptions)
+          ? this.events.sendBody(e.name, e.body, e.eventOptions, {
+              ...e.sendOptions,
+              manager: e.honors ? manager : undefined,
+            })
+          : this.hold(manager, async () => e),
+      );
+    }
+    return this.hold(manager, build);
+  }
+
+  /** `send()` without the ledger (or for an event that bypasses it): the same hold-or-send decision as `raise()`. */
+  private hold(
+    manager: EntityManager | undefined,
+    build: () => Promise<PreparedModelEvent>,
+  ): Promise<SendResult> {
     const qr = manager && this.watches(manager) ? manager.queryRunner : undefined;
     let name = '';
     return this.route<SendResult>(

@@ -3,6 +3,7 @@
 import type { ModuleRef } from '@nestjs/core';
 import type Bull from 'bull';
 import type { DeliveryService } from '../../delivery/delivery.service.js';
+import type { ThornLedger } from '../../ledger/ledger.js';
 import type { RecipientResolver } from '../../subscriptions/recipient.resolver.js';
 import type { ResolvedThornOptions } from '../../thorn-options.js';
 import type { JobToAdd, QueueAdapter, WorkerHooks } from '../queue/queue.adapter.js';
@@ -120,9 +121,11 @@ export class BullDispatcher extends QueueDispatcher {
     delivery: DeliveryService,
     recipients: RecipientResolver,
     moduleRef: ModuleRef,
+    ledger?: ThornLedger,
   ): Promise<BullDispatcher> {
     const queue = await createThornQueue(options.bull as string | ThornBullOptions | undefined, moduleRef);
     const dispatcher = new BullDispatcher(queue, options, delivery, recipients);
+    dispatcher.useLedger(ledger);
     if (options.worker) dispatcher.startWorker();
     return dispatcher;
   }

@@ -3,6 +3,7 @@
 import type { ModuleRef } from '@nestjs/core';
 import { Worker, type Job, type JobsOptions, type Queue, type WorkerOptions } from 'bullmq';
 import type { DeliveryService } from '../../delivery/delivery.service.js';
+import type { ThornLedger } from '../../ledger/ledger.js';
 import type { RecipientResolver } from '../../subscriptions/recipient.resolver.js';
 import type { ResolvedThornOptions } from '../../thorn-options.js';
 import type { JobToAdd, QueueAdapter, WorkerHooks } from '../queue/queue.adapter.js';
@@ -201,12 +202,14 @@ export class BullMQDispatcher extends QueueDispatcher {
     delivery: DeliveryService,
     recipients: RecipientResolver,
     moduleRef: ModuleRef,
+    ledger?: ThornLedger,
   ): Promise<BullMQDispatcher> {
     const { queue, workerOptions } = await createThornQueue(
       options.bullmq as string | ThornBullMQOptions | undefined,
       moduleRef,
     );
     const dispatcher = new BullMQDispatcher(queue, workerOptions, options, delivery, recipients);
+    dispatcher.useLedger(ledger);
     if (options.worker) dispatcher.startWorker();
     return dispatcher;
   }

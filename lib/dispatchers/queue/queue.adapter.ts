@@ -1,12 +1,18 @@
 // What the shared queue dispatcher needs from a queue library: one small adapter per library (bull/, bullmq/), each in
 // its own lazily imported folder. Types only: nothing here loads a queue library.
-import type { EventJobData, JobName, RequestsJobData, ThornJobResult } from './queue.jobs.js';
+import type {
+  DeliveriesJobData,
+  EventJobData,
+  JobName,
+  RequestsJobData,
+  ThornJobResult,
+} from './queue.jobs.js';
 import type { ThornQueueStats } from './queue.types.js';
 
 /** A job to add to the `thorn` queue. */
 export interface JobToAdd {
   name: JobName;
-  data: EventJobData | RequestsJobData;
+  data: EventJobData | RequestsJobData | DeliveriesJobData;
   /** Set for chunk and retry jobs: a job id already in Redis is not added again. */
   jobId?: string;
   /** Milliseconds before a worker may take it (retries). */

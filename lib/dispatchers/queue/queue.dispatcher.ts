@@ -6,12 +6,15 @@ import type { AttemptOutcome, DeliveryService } from '../../delivery/delivery.se
 import { redactUrl } from '../../delivery/io.js';
 import { nextRetry } from '../../delivery/retry.js';
 import type { EventEnvelope, SendResult } from '../../events/envelope.js';
+import type { ThornLedger } from '../../ledger/ledger.js';
+import type { LedgerWork } from '../../ledger/ledger.relay.js';
+import type { Claim } from '../../ledger/ledger.store.js';
 import { PayloadError, toJsonSafe } from '../../events/payload.js';
 import { messages } from '../../messages.js';
 import type { Recipient } from '../../subscriptions/recipient.js';
 import type { RecipientResolver } from '../../subscriptions/recipient.resolver.js';
 import { resolveDeliverySettings, type ResolvedThornOptions } from '../../thorn-options.js';
-import { ConcurrencyLimit } from '../concurrency-limit.js';
+import { ConcurrencyLimit } from '../../delivery/concurrency-limit.js';
 import type { Dispatcher } from '../dispatcher.js';
 import { EnqueueGate } from './enqueue-gate.js';
 import type { QueueAdapter, TakenJob } from './queue.adapter.js';
@@ -24,6 +27,7 @@ import {
   retryJobId,
   stableIds,
   toWire,
+  type DeliveriesJobData,
   type EventJobData,
   type QueuedEvent,
   type QueuedRequest,
@@ -43,6 +47,13 @@ export class QueueDispatcher implements Dispatcher {
   private readonly gate: EnqueueGate;
   private closing?: Promise<void>;
   private processing = false;
+  /** With the ledger: it relays into this queue, and `deliveries` jobs run through its deliverer. */
+  private ledger?: ThornLedger;
+  /** Claimed deliveries believed waiting in Redis (ledger), refreshed from the queue's counts. */
+  private queued = 0;
+  private queuedCheckedAt = 0;
+  /** Delay before claimed deliveries Redis refused are claimed again (doubles while Redis stays away). */
+  private enqueueBackoff = 0;
 
   constructor(
     private readonly adapter: QueueAdapter,
@@ -104,6 +115,61 @@ export class QueueDispatcher implements Dispatcher {
     return this.closing;
   }
 
+  /**
+   * Ledger mode: the ledger's relay hands claimed deliveries to this queue as `deliveries` jobs (ids only), at most
+   * 4 × `ledger.batchSize` deliveries waiting in Redis at a time; workers attempt them through the ledger.
+   */
+  protected useLedger(ledger: ThornLedger | undefined): void {
+    if (!ledger) return;
+    this.ledger = ledger;
+    ledger.start({
+      spare: () => this.ledgerRoom(ledger),
+      take: (work, claim) => this.enqueueClaimed(ledger, work, claim),
+    });
+  }
+
+  private ledgerRoom(ledger: ThornLedger): number {
+    const { batchSize, pollInterval } = ledger.options.ledger;
+    const now = Date.now();
+    if (now - this.queuedCheckedAt >= pollInterval) {
+      this.queuedCheckedAt = now;
+      this.adapter.counts().then(
+        (c) => (this.queued = (c.waiting + c.active) * this.options.chunkSize),
+        () => undefined,
+      );
+    }
+    return this.closing || this.enqueueBackoff ? 0 : Math.max(0, 4 * batchSize - this.queued);
+  }
+
+  /** Enqueues claimed deliveries, chunkSize ids a job; when Redis refuses, they are claimed again after a backoff. */
+  private enqueueClaimed(ledger: ThornLedger, work: LedgerWork[], claim: Claim): void {
+    const ids = work.map((w) => w.row.id);
+    this.queued += ids.length;
+    const jobs = chunked(ids, this.options.chunkSize).map((chunk) => ({
+      name: JOB.deliveries,
+      data: { ids: chunk, claim: claim.token } satisfies DeliveriesJobData,
+    }));
+    const names = [...new Set(work.map((w) => w.row.event))];
+    this.gate
+      .enqueue(names, () => this.adapter.addBulk(jobs))
+      .then(
+        () => (this.enqueueBackoff = 0),
+        async (err: unknown) => {
+          this.queued -= ids.length;
+          this.enqueueBackoff = Math.min(Math.max(2 * this.enqueueBackoff, 1000), 60_000);
+          this.logger.warn(
+            `${ids.length} deliveries wait in the ledger: ${(err as Error).message} (claimed again in ${this.enqueueBackoff} ms)`,
+          );
+          const backoff = this.enqueueBackoff;
+          await ledger.store.release(ids, Date.now() + backoff).catch(() => undefined);
+          setTimeout(() => {
+            this.enqueueBackoff = 0;
+            ledger.relay.kick();
+          }, backoff).unref();
+        },
+      );
+  }
+
   /** Starts taking jobs, `concurrency` at a time (`worker: true`). */
   protected startWorker(): void {
     this.processing = true;
@@ -152,6 +218,8 @@ export class QueueDispatcher implements Dispatcher {
       case JOB.chunk:
       case JOB.retry:
         return this.runRequests(fromWire(job.data as RequestsJobData, this.options), 0);
+      case JOB.deliveries:
+        return this.runDeliveries(job.data as DeliveriesJobData);
       default:
         throw new Error(
           `Unknown job "${job.name}" on the "${this.adapter.queueName}" queue: it is not a Thorn job`,
@@ -253,6 +321,17 @@ export class QueueDispatcher implements Dispatcher {
       chunks.map((c, i) => ({ name: JOB.chunk, data: toWire(c), jobId: chunkJobId(seed, i) })),
     );
     return { requests: ordered.length, chunks: chunks.length, ok: 0, retrying: 0, failed: 0 };
+  }
+
+  /** A ledger `deliveries` job: attempted through the ledger's deliverer, which reads and writes the database. */
+  private async runDeliveries(data: DeliveriesJobData): Promise<ThornJobResult> {
+    if (!this.ledger) {
+      throw new Error(
+        `A "deliveries" job reached a worker without the ledger: turn the ledger on in every process of this app`,
+      );
+    }
+    const counts = await this.ledger.deliverer.runClaimed(data.ids, data.claim);
+    return { requests: data.ids.length, chunks: 0, ...counts };
   }
 
   /** Delivers requests side by side (at most `concurrency` in flight per worker); failures become retry jobs. */

@@ -17,6 +17,8 @@ export const JOB = {
   chunk: 'chunk',
   /** One failed request, delayed per the retry policy. */
   retry: 'retry',
+  /** With the ledger: up to chunkSize claimed delivery ids; the worker reads everything else from the database. */
+  deliveries: 'deliveries',
 } as const;
 export type JobName = (typeof JOB)[keyof typeof JOB];
 
@@ -96,6 +98,16 @@ export interface QueuedRequest extends DeliveryRequest {
 }
 
 /** Data of `chunk` and `retry` jobs: requests sharing a few bodies. */
+/**
+ * A `deliveries` job (ledger on): delivery ids and the claim they were enqueued under, nothing else (no body, no
+ * URL, no secret). A worker attempts those the claim still holds: a job enqueued again after its claim expired finds
+ * them taken by the newer claim and skips them.
+ */
+export interface DeliveriesJobData {
+  ids: string[];
+  claim: string;
+}
+
 export interface RequestsJobData {
   bodies: WireBody[];
   requests: WireRequest[];

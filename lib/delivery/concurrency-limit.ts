@@ -1,4 +1,4 @@
-/** At most `max` tasks at once; the rest wait in order. Shared by the direct dispatcher and bull workers. */
+/** At most `max` tasks at once; the rest wait in order. Shared by every dispatcher and the ledger's deliverer. */
 export class ConcurrencyLimit {
   private active = 0;
   private readonly waiting: (() => void)[] = [];

@@ -1,0 +1,49 @@
+import type { EventEnvelope, SendResult } from '../events/envelope.js';
+import { toJsonSafe } from '../events/payload.js';
+import type { ThornLedger } from '../ledger/ledger.js';
+import { messages } from '../messages.js';
+import type { Dispatcher } from './dispatcher.js';
+
+/**
+ * The module's dispatcher with the ledger on: `send()` records the event (through the caller's transaction when given
+ * its manager) and resolves with its id; the ledger's relay delivers it through the direct deliverer or the queue
+ * dispatcher (`queue`, which this one closes at shutdown).
+ */
+export class LedgerDispatcher implements Dispatcher {
+  constructor(
+    private readonly ledger: ThornLedger,
+    private readonly queue?: Dispatcher,
+  ) {}
+
+  async dispatch(envelope: EventEnvelope): Promise<SendResult> {
+    const [event] = await this.ledger.record([checked(envelope)], envelope.manager);
+    return { event: envelope.name, deliveries: [], recorded: true, eventId: event.record.id };
+  }
+
+  /** A buffer flush: every event in one insert. */
+  async dispatchMany(envelopes: EventEnvelope[]): Promise<SendResult[]> {
+    const events = await this.ledger.record(envelopes.map(checked));
+    return events.map((e) => ({
+      event: e.record.name,
+      deliveries: [],
+      recorded: true,
+      eventId: e.record.id,
+    }));
+  }
+
+  async close(): Promise<void> {
+    await this.queue?.close?.();
+  }
+}
+
+/**
+ * What exists only in this process can't be recorded (callbacks, per-event validators and subscribers); the context
+ * callback subscribers receive is recorded as JSON.
+ */
+function checked(envelope: EventEnvelope): EventEnvelope {
+  const refuse = (what: string) => new Error(messages.ledgerRefuses(envelope.name, what));
+  if (envelope.callbacks) throw refuse('onSuccess/onError/onTimeout callbacks');
+  if (envelope.validators) throw refuse('its own recipientValidators');
+  if (envelope.subscribers) throw refuse('its own subscribers');
+  return { ...envelope, context: toJsonSafe(envelope.context, 'context') as Record<string, unknown> };
+}

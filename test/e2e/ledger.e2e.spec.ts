@@ -1,0 +1,169 @@
+import 'reflect-metadata';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import { ModelEvent, PayloadError, THORN_LEDGER_ENTITIES, type ThornModuleOptions } from '../../lib/index.js';
+import { ThornLedger } from '../../lib/ledger/ledger.js';
+import { testDatabases } from '../fixtures/databases.js';
+import { bootModelApp, createSchema, messages, type ModelApp } from '../fixtures/model-app.js';
+import { TestReceiver } from '../fixtures/receiver.js';
+
+const SCHEMA = 'thorn_ledger';
+
+@Entity()
+@ModelEvent('memo.created', { on: 'create' })
+@ModelEvent('memo.changed', { on: 'change' })
+class Memo {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() text!: string;
+  webhookPayload() {
+    return { id: this.id, text: this.text };
+  }
+}
+
+describe.each(testDatabases)('delivery ledger, direct dispatcher ($name)', (db) => {
+  const receiver = new TestReceiver();
+  let t: ModelApp;
+  let ledger: ThornLedger;
+
+  const boot = async (extra: ThornModuleOptions = {}) => {
+    t = await bootModelApp(db, SCHEMA, [Memo, ...THORN_LEDGER_ENTITIES], {
+      ledger: { pollInterval: 100 },
+      subscribers: { 'memo.#': `${receiver.url}/memo`, 'plain.#': `${receiver.url}/plain` },
+      defaultHmacSecret: 'ledger-secret',
+      ...extra,
+    });
+    ledger = t.app.get(ThornLedger);
+  };
+  const rows = (table: string, where = '') =>
+    t.dataSource.query(`SELECT * FROM ${db.name === 'postgres' ? `"${SCHEMA}".${table}` : table} ${where}`);
+
+  beforeAll(async () => {
+    await receiver.start();
+    await createSchema(db, SCHEMA);
+  });
+  afterAll(() => receiver.stop());
+  beforeEach(() => receiver.reset());
+  afterEach(() => t?.close());
+
+  it('records a committed save in thorn_event and delivers it under the delivery row id (Hook-Delivery)', async () => {
+    await boot();
+    await t.dataSource.getRepository(Memo).save({ text: 'hello' });
+    await receiver.waitFor(1);
+    await ledger.idle();
+    const [event] = await rows('thorn_event');
+    expect(event.name).toBe('memo.created');
+    expect(JSON.parse(event.payload).data).toEqual({ id: 1, text: 'hello' });
+    expect(Number(event.fanned_out_at)).toBeGreaterThan(0);
+    const [delivery] = await rows('thorn_delivery');
+    expect(receiver.requests[0].headers['hook-delivery']).toBe(delivery.id);
+    expect(delivery).toMatchObject({
+      event_id: event.id,
+      status: 'succeeded',
+      source: 'static',
+      claim: null,
+    });
+    expect(Number(delivery.attempts)).toBe(1);
+    expect(delivery.next_attempt_at).toBeNull();
+    const [attempt] = await rows('thorn_attempt');
+    expect(attempt).toMatchObject({
+      delivery_id: delivery.id,
+      response_status: 200,
+      response_body: 'ok',
+      error: null,
+    });
+    expect(Number(attempt.number)).toBe(1);
+    // no secret anywhere in the ledger
+    const everything = JSON.stringify([
+      await rows('thorn_event'),
+      await rows('thorn_delivery'),
+      await rows('thorn_attempt'),
+    ]);
+    expect(everything).not.toContain('ledger-secret');
+  });
+
+  it('a rolled-back transaction records nothing and sends nothing; a rolled-back savepoint loses only its own events', async () => {
+    await boot();
+    await expect(
+      t.dataSource.transaction(async (m) => {
+        await m.save(Memo, { text: 'doomed' });
+        throw new Error('rollback');
+      }),
+    ).rejects.toThrow('rollback');
+    await t.dataSource.transaction(async (m) => {
+      await m.save(Memo, { text: 'kept' });
+      await m
+        .transaction(async (inner) => {
+          await inner.save(Memo, { text: 'savepoint' });
+          throw new Error('inner rollback');
+        })
+        .catch(() => undefined);
+    });
+    await receiver.waitFor(1);
+    await ledger.idle();
+    const sent = await t.events.send('plain.sentinel', {});
+    await receiver.waitFor(2);
+    expect(sent.recorded).toBe(true);
+    expect(messages(receiver, '/memo').map((m) => m.data.text)).toEqual(['kept']);
+    expect((await rows('thorn_event')).map((e: any) => e.name).sort()).toEqual([
+      'memo.created',
+      'plain.sentinel',
+    ]);
+  });
+
+  it('send() outside a transaction records the event before it resolves and returns its id', async () => {
+    await boot({ subscribers: {} });
+    const result = await t.events.send('plain.one', { n: 1 });
+    expect(result).toMatchObject({ event: 'plain.one', recorded: true, deliveries: [] });
+    const found = await rows('thorn_event', `WHERE id = '${result.eventId}'`);
+    expect(found).toHaveLength(1);
+  });
+
+  it('send({ manager }) joins the caller transaction: nothing on rollback, delivered after commit', async () => {
+    await boot();
+    await t.dataSource
+      .transaction(async (m) => {
+        await t.events.send('plain.rolled', { n: 1 }, { manager: m });
+        throw new Error('no');
+      })
+      .catch(() => undefined);
+    let id = '';
+    await t.dataSource.transaction(async (m) => {
+      id = (await t.events.send('plain.committed', { n: 2 }, { manager: m })).eventId!;
+      // recorded in the transaction: not delivered before the commit
+      await new Promise((r) => setTimeout(r, 50));
+      expect(receiver.requests).toHaveLength(0);
+    });
+    await receiver.waitFor(1);
+    expect(receiver.requests.map((r) => r.headers['hook-event'])).toEqual(['plain.committed']);
+    expect((await rows('thorn_event')).map((e: any) => e.id)).toEqual([id]);
+  });
+
+  it('retries are scheduled in thorn_delivery and keep the delivery id; every attempt is recorded', async () => {
+    await boot({ retry: true, retryDelay: 50, retryMax: 3 });
+    receiver.reply = (_req, i) => (i === 0 ? { status: 500, body: 'down' } : { status: 200 });
+    await t.events.send('plain.retried', { n: 1 });
+    await receiver.waitFor(2);
+    await ledger.idle();
+    const [a, b] = receiver.requests;
+    expect(b.headers['hook-delivery']).toBe(a.headers['hook-delivery']);
+    const [delivery] = await rows('thorn_delivery');
+    expect(delivery.id).toBe(a.headers['hook-delivery']);
+    expect(delivery.status).toBe('succeeded');
+    expect(Number(delivery.attempts)).toBe(2);
+    const attempts = await rows('thorn_attempt', 'ORDER BY number');
+    expect(attempts.map((x: any) => [Number(x.number), x.response_status, x.response_body])).toEqual([
+      [1, 500, 'down'],
+      [2, 200, 'ok'],
+    ]);
+    expect(attempts[0].error).toContain('answered 500');
+  });
+
+  it('refuses what only this process knows, and oversized payloads, before recording anything', async () => {
+    await boot({ maxPayloadSize: 1000 });
+    await expect(t.events.send('plain.cb', {}, { onSuccess: () => undefined })).rejects.toThrow(
+      'Cannot record "plain.cb" in the delivery ledger with onSuccess/onError/onTimeout callbacks',
+    );
+    await expect(t.events.send('plain.big', { text: 'x'.repeat(2000) })).rejects.toBeInstanceOf(PayloadError);
+    expect(await rows('thorn_event')).toHaveLength(0);
+  });
+});
