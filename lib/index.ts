@@ -65,7 +65,7 @@ export {
   THORN_LEDGER_ENTITIES,
   type ThornDeliveryStatus,
 } from './ledger/ledger.entities.js';
-export { CreateThornLedger1764170000000 } from './ledger/ledger.migration.js';
+export { CreateThornLedger1764180000000 } from './ledger/ledger.migration.js';
 export type { LedgerOptions } from './ledger/ledger.types.js';
 export type {
   Recipient,

@@ -19,8 +19,8 @@ const int = (name: string, isNullable = true): TableColumnOptions => ({ name, ty
  * Creates the delivery ledger's tables `thorn_event`, `thorn_delivery` and `thorn_attempt` with the indexes the relay
  * and the delivery log use (SQLite and PostgreSQL). Add it to your DataSource's `migrations` with `ledger` on.
  */
-export class CreateThornLedger1764170000000 implements MigrationInterface {
-  name = 'CreateThornLedger1764170000000';
+export class CreateThornLedger1764180000000 implements MigrationInterface {
+  name = 'CreateThornLedger1764180000000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.createTable(

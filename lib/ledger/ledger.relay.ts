@@ -61,8 +61,9 @@ export class LedgerRelay {
   /** Starts relaying into `sink` (polling included). */
   start(sink: LedgerSink): void {
     this.sink = sink;
+    // not unref()'d: like any scheduler, the relay keeps a process that has nothing else to do (a relay-only process)
+    // running until the app closes
     this.poller = setInterval(() => this.poll(), this.options.pollInterval);
-    this.poller.unref();
     this.kick();
   }
 
