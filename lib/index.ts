@@ -13,6 +13,8 @@ export type {
   DeliveryOverrides,
   DispatcherOption,
   RetryBackoff,
+  AutoDisableOptions,
+  DisabledReason,
 } from './thorn-options.js';
 
 // events
@@ -55,7 +57,10 @@ export { Q, type QLike } from './filters/index.js';
 export { Subscriber } from './subscriptions/subscriber.entity.js';
 export { CreateThornSubscriber1764150000000 } from './subscriptions/subscriber.migration.js';
 export { CreateThornSubscriberVersion1764160000000 } from './subscriptions/subscriber-version.migration.js';
+export { AddThornSubscriberHealth1764170000000 } from './subscriptions/subscriber-health.migration.js';
+export { SubscriptionService, type SubscriptionScope } from './subscriptions/subscription.service.js';
 export { matchesPattern } from './subscriptions/pattern.js';
+export type { SigningKeys } from './delivery/request.js';
 export type {
   Recipient,
   SubscriberObject,
@@ -71,9 +76,18 @@ export {
   verify,
   compatSign,
   randomSecret,
+  randomStandardWebhooksSecret,
   type HmacDigest,
   type HmacSigner,
 } from './delivery/signing.js';
+export {
+  verifyStandardWebhook,
+  verifyHookHmac,
+  WebhookVerificationError,
+  type WebhookHeaders,
+  type VerifyStandardWebhookOptions,
+  type VerifyHookHmacOptions,
+} from './delivery/receiver.js';
 export { jsonCodec, formCodec, type Codec, type ContentType } from './delivery/codecs.js';
 export {
   blockInternalIps,
