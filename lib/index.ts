@@ -13,6 +13,8 @@ export type {
   DeliveryOverrides,
   DispatcherOption,
   RetryBackoff,
+  AutoDisableOptions,
+  DisabledReason,
 } from './thorn-options.js';
 
 // events
@@ -55,6 +57,8 @@ export { Q, type QLike } from './filters/index.js';
 export { Subscriber } from './subscriptions/subscriber.entity.js';
 export { CreateThornSubscriber1764150000000 } from './subscriptions/subscriber.migration.js';
 export { CreateThornSubscriberVersion1764160000000 } from './subscriptions/subscriber-version.migration.js';
+export { AddThornSubscriberHealth1764170000000 } from './subscriptions/subscriber-health.migration.js';
+export { SubscriptionService, type SubscriptionScope } from './subscriptions/subscription.service.js';
 export { matchesPattern } from './subscriptions/pattern.js';
 
 // the delivery ledger (option `ledger`)
@@ -67,6 +71,7 @@ export {
 } from './ledger/ledger.entities.js';
 export { CreateThornLedger1764180000000 } from './ledger/ledger.migration.js';
 export type { LedgerOptions } from './ledger/ledger.types.js';
+export type { SigningKeys } from './delivery/request.js';
 export type {
   Recipient,
   SubscriberObject,
@@ -82,9 +87,18 @@ export {
   verify,
   compatSign,
   randomSecret,
+  randomStandardWebhooksSecret,
   type HmacDigest,
   type HmacSigner,
 } from './delivery/signing.js';
+export {
+  verifyStandardWebhook,
+  verifyHookHmac,
+  WebhookVerificationError,
+  type WebhookHeaders,
+  type VerifyStandardWebhookOptions,
+  type VerifyHookHmacOptions,
+} from './delivery/receiver.js';
 export { jsonCodec, formCodec, type Codec, type ContentType } from './delivery/codecs.js';
 export {
   blockInternalIps,

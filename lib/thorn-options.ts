@@ -80,6 +80,17 @@ const text = <Out extends string | undefined>(def: () => Out) =>
   });
 const isPlainObject = (v: unknown): boolean => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** `autoDisable` as given: `false` (off), `true` (the defaults) or the settings to change. */
+export interface AutoDisableOptions {
+  /** How long, in ms, a subscription must have been failing without a success (default 5 days). */
+  after?: number;
+  /** How many deliveries in a row must have failed (default 10). */
+  minFailures?: number;
+}
+/** Why a subscription was disabled: `'gone'` (410), `'failing'` (autoDisable) or `'paused'` (PATCH, the service). */
+export type DisabledReason = 'gone' | 'failing' | 'paused';
+const AUTO_DISABLE_DEFAULTS = { after: 5 * 24 * 3_600_000, minFailures: 10 };
+
 /**
  * Every option of `ThornModule.forRoot()` / `forRootAsync()`: its default, its check and its doc comment. The option
  * types, the resolved options, the defaults, the validation and the list of known names all come from this table, so
@@ -189,8 +200,44 @@ const OPTIONS = {
   maxPayloadSize: integer(256 * 1024, 1),
   /** How much of a response body is read, in bytes (default 64 KiB). */
   maxResponseBody: integer(64 * 1024, 0),
-  /** Also send Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`). */
+  /**
+   * Also send Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`), signed afresh on every
+   * attempt; generated secrets are then `whsec_` + Base64 of 32 random bytes.
+   */
   standardWebhooks: boolean(false),
+  /**
+   * Disable a stored subscription failing for at least `after` ms (default 5 days) with at least `minFailures` failed
+   * deliveries in a row (default 10); `false` = never (a 410 still disables it).
+   */
+  autoDisable: spec<boolean | AutoDisableOptions, { after: number; minFailures: number } | false>({
+    default: () => ({ ...AUTO_DISABLE_DEFAULTS }),
+    check: (v) => {
+      if (v == null || typeof v === 'boolean') return undefined;
+      const o = v as Record<string, unknown>;
+      const bad = () => 'use false, true or { after: <ms, integer >= 0>, minFailures: <integer >= 1> }';
+      if (!isPlainObject(v)) return bad();
+      for (const k of Object.keys(o)) if (k !== 'after' && k !== 'minFailures') return bad();
+      if (o.after != null && !isInteger(o.after, 0)) return bad();
+      if (o.minFailures != null && !isInteger(o.minFailures, 1)) return bad();
+      return undefined;
+    },
+    resolve: (v) =>
+      v === false
+        ? false
+        : {
+            after: (v === true ? undefined : v.after) ?? AUTO_DISABLE_DEFAULTS.after,
+            minFailures: (v === true ? undefined : v.minFailures) ?? AUTO_DISABLE_DEFAULTS.minFailures,
+          },
+  }),
+  /**
+   * Called once each time a stored subscription is disabled by the module (410 Gone: `'gone'`, `autoDisable`:
+   * `'failing'`), with the subscription as stored after the change; a throw is logged.
+   */
+  onSubscriptionDisabled: func<
+    ((subscription: Subscriber, reason: DisabledReason) => void | Promise<void>) | undefined
+  >(undefined),
+  /** How long, in ms, a rotated-out secret stays valid in `webhook-signature` (default 24 h). */
+  secretRotationGrace: integer(24 * 3_600_000, 0),
   /** Send the OpenTelemetry trace context (`traceparent`) to receivers (default false: receivers are third parties). */
   propagateTraceContext: boolean(false),
   /** HTTP client: `'undici'` (default), `'axios'` (optional peer, loaded on demand) or your own axios instance. */

@@ -10,7 +10,9 @@ import { loadTelemetry } from './telemetry/telemetry.js';
 import { ModelEventEmitter } from './typeorm/model-event.emitter.js';
 import { modelEventProviders } from './typeorm/model-events.providers.js';
 import { RecipientResolver } from './subscriptions/recipient.resolver.js';
-import { deleteWhenGone, SubscriptionStore } from './subscriptions/subscription.store.js';
+import { SubscriptionHealth } from './subscriptions/subscription.health.js';
+import { SubscriptionService } from './subscriptions/subscription.service.js';
+import { SubscriptionStore } from './subscriptions/subscription.store.js';
 import { THORN_DATA_SOURCE, THORN_EXTRAS, THORN_OPTIONS, THORN_TRANSPORT } from './thorn.constants.js';
 import { ConfigurableThornModule } from './thorn.module-definition.js';
 import { ThornResources } from './thorn.resources.js';
@@ -39,14 +41,24 @@ import { operationsProviders } from './thorn.operations.js';
         o: ResolvedThornOptions,
         store: SubscriptionStore | null,
         resources: ThornResources,
+        recipients: RecipientResolver,
       ) => {
         // before anything is sent: the optional OpenTelemetry API is loaded asynchronously, once
         await loadTelemetry();
+        // the hooks keep delivery/ free of the layers above: health tracking, and secrets read at attempt time
+        const health = store ? new SubscriptionHealth(store, o) : null;
         return new DeliveryService(o, await resources.getTransport(), {
-          onGone: store ? deleteWhenGone(store) : undefined,
+          onFinished: health ? (request, outcome) => health.finished(request, outcome) : undefined,
+          signingKeys: (request) => recipients.signingKeys(request),
         });
       },
-      inject: [THORN_OPTIONS, SubscriptionStore, ThornResources],
+      inject: [THORN_OPTIONS, SubscriptionStore, ThornResources, RecipientResolver],
+    },
+    {
+      provide: SubscriptionService,
+      useFactory: (o: ResolvedThornOptions, store: SubscriptionStore | null) =>
+        new SubscriptionService(store, o),
+      inject: [THORN_OPTIONS, SubscriptionStore],
     },
     {
       // the delivery ledger (option `ledger`), or null; stops relaying before the DataSource closes
@@ -92,6 +104,7 @@ import { operationsProviders } from './thorn.operations.js';
   exports: [
     EventService,
     DeliveryService,
+    SubscriptionService,
     Dispatcher,
     RecipientResolver,
     ModelEventEmitter,

@@ -18,6 +18,7 @@ import {
   type ExecutionContext,
 } from '@nestjs/common';
 import type { Repository } from 'typeorm';
+import { SubscriptionService } from '../subscriptions/subscription.service.js';
 import { SubscriptionStore } from '../subscriptions/subscription.store.js';
 import type { Subscriber } from '../subscriptions/subscriber.entity.js';
 import { InjectThornOptions } from '../thorn.decorators.js';
@@ -25,9 +26,9 @@ import type { ResolvedThornOptions } from '../thorn-options.js';
 import { THORN_USER } from './hooks.constants.js';
 import { HooksGuard } from './hooks.guard.js';
 import { hooksMessages } from './hooks.messages.js';
-import { JsonBodyInterceptor } from './json-body.interceptor.js';
+import { JsonBodyInterceptor, OptionalJsonBodyInterceptor } from './json-body.interceptor.js';
 import { canonicalContentType } from './subscription.constraints.js';
-import { CreateSubscriptionDto, UpdateSubscriptionDto } from './subscription.dto.js';
+import { CreateSubscriptionDto, RotateSecretDto, UpdateSubscriptionDto } from './subscription.dto.js';
 import {
   collectionUrl,
   detailUrl,
@@ -53,6 +54,7 @@ export class HooksController {
   constructor(
     @Inject(SubscriptionStore) private readonly store: SubscriptionStore,
     @InjectThornOptions() private readonly options: ResolvedThornOptions,
+    @Inject(SubscriptionService) private readonly subscriptions: SubscriptionService,
   ) {
     this.quota = new UserQuota(store.repository);
   }
@@ -82,6 +84,8 @@ export class HooksController {
     @Res({ passthrough: true }) res: any,
   ): Promise<SubscriptionJson> {
     const entity = this.repository.create({ ...this.changes(body), user });
+    // with standardWebhooks, a `whsec_` secret the official verifiers take as it is
+    entity.hmacSecret ??= this.subscriptions.generateSecret();
     const saved = await this.quota.create(user, this.options.maxSubscriptionsPerUser, entity);
     if (!saved) throw new ConflictException(hooksMessages.quota(this.options.maxSubscriptionsPerUser));
     const json = await this.show(saved.id, user, collectionUrl(req, false), true);
@@ -119,6 +123,25 @@ export class HooksController {
     return this.update(user, id, body, req);
   }
 
+  /**
+   * `POST /hooks/:id/rotate-secret`: a new secret (`hmac_secret` in the optional body, else generated), answered 200
+   * with it; the previous one stays valid in `webhook-signature` for `secretRotationGrace` ms.
+   */
+  @Post(':id/rotate-secret')
+  @HttpCode(200)
+  @UseInterceptors(OptionalJsonBodyInterceptor)
+  async rotateSecret(
+    @HooksUser() user: string,
+    @Param('id') id: string,
+    @Body(SubscriptionValidationPipe) body: RotateSecretDto,
+    @Req() req: any,
+  ): Promise<SubscriptionJson> {
+    const row = await this.find(id, user);
+    await this.subscriptions.rotateSecret(row.id, { user, hmacSecret: body.hmac_secret });
+    const collection = collectionUrl(req, true);
+    return this.show(row.id, user, collection.slice(0, collection.lastIndexOf('/')), true);
+  }
+
   /** `DELETE /hooks/:id`: 204, empty body. */
   @Delete(':id')
   @HttpCode(204)
@@ -135,6 +158,9 @@ export class HooksController {
   ): Promise<SubscriptionJson> {
     const row = await this.find(id, user);
     await this.repository.save(this.repository.merge(row, this.changes(body)));
+    if ('active' in body && typeof body.active === 'boolean') {
+      await this.subscriptions.setActive(row.id, body.active, { user });
+    }
     return this.show(row.id, user, collectionUrl(req, true));
   }
 
@@ -152,7 +178,12 @@ export class HooksController {
   }
 
   /** Reads the row back, so timestamps and defaults are the database's; the secret only `withSecret`. */
-  private async show(id: string, user: string, collection: string, withSecret = false): Promise<SubscriptionJson> {
+  private async show(
+    id: string,
+    user: string,
+    collection: string,
+    withSecret = false,
+  ): Promise<SubscriptionJson> {
     const row = await this.find(id, user);
     return toSubscriptionJson(row, detailUrl(collection, row.id), withSecret);
   }

@@ -14,6 +14,7 @@ export const hooksMessages = {
   unreadable: (detail: string) => `body could not be read (${detail})`,
   required: '$property is required',
   string: '$property must be a string',
+  boolean: '$property must be true or false',
   blank: '$property must not be blank',
   maxLength: '$property must be at most $constraint1 characters long',
   minLength: '$property must be at least $constraint1 characters long',

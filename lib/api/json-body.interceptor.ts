@@ -25,6 +25,21 @@ export class JsonBodyInterceptor implements NestInterceptor {
   }
 }
 
+/** `JsonBodyInterceptor` for a route whose body may be left out (no body at all counts as `{}`). */
+@Injectable()
+export class OptionalJsonBodyInterceptor implements NestInterceptor {
+  async intercept(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
+    const req = context.switchToHttp().getRequest();
+    const headers = req.headers ?? {};
+    const empty =
+      !headers['content-type'] &&
+      headers['transfer-encoding'] === undefined &&
+      !(Number(headers['content-length']) > 0);
+    req.body = empty ? {} : await jsonBody(req);
+    return next.handle();
+  }
+}
+
 async function jsonBody(req: any): Promise<Record<string, unknown>> {
   const headers = req.headers ?? {};
   const length = Number(headers['content-length']);

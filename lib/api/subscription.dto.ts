@@ -1,6 +1,7 @@
 import { applyDecorators } from '@nestjs/common';
 import { Transform } from 'class-transformer';
 import {
+  IsBoolean,
   IsDefined,
   IsIn,
   IsString,
@@ -115,4 +116,16 @@ export class UpdateSubscriptionDto {
   /** See `CreateSubscriptionDto.hmac_digest`. */
   @digestRules()
   hmac_digest?: HmacDigest;
+
+  /** `true` re-enables the subscription and clears its failure streak; `false` pauses it. */
+  @optional()
+  @IsBoolean({ message: hooksMessages.boolean })
+  active?: boolean;
+}
+
+/** Body of `POST /hooks/:id/rotate-secret` (optional): the new secret, checked like `hmac_secret` on create. */
+export class RotateSecretDto {
+  /** See `CreateSubscriptionDto.hmac_secret`; generated when not given. */
+  @secretRules()
+  hmac_secret?: string;
 }

@@ -7,9 +7,21 @@ export interface SubscriptionJson {
   url: string;
   content_type: string;
   user: string | null;
-  /** Only in the answers of `POST /hooks` and `GET /hooks/:id` (never in a list or an update's answer). */
+  /**
+   * Only in the answers of `POST /hooks`, `GET /hooks/:id` and `POST /hooks/:id/rotate-secret` (never in a list or an
+   * update's answer; the previous secret never).
+   */
   hmac_secret?: string;
   hmac_digest: string;
+  /** false: it receives nothing (disabled after a 410 or a failure streak, or paused); PATCH `{"active": true}`. */
+  active: boolean;
+  disabled_at: string | null;
+  /** `'gone'` (the receiver answered 410), `'failing'` (autoDisable), `'paused'` (PATCH `{"active": false}`). */
+  disabled_reason: string | null;
+  /** Deliveries that failed in a row (after their last retry); a success resets it. */
+  consecutive_failures: number;
+  /** When the current failure streak began. */
+  failing_since: string | null;
   created_at: string | null;
   updated_at: string | null;
   /** Absolute URL of `GET /hooks/:id`. */
@@ -29,6 +41,11 @@ export function toSubscriptionJson(s: Subscriber, detailUrl: string, withSecret 
     user: s.user ?? null,
     ...(withSecret ? { hmac_secret: s.hmacSecret } : {}),
     hmac_digest: s.hmacDigest,
+    active: s.active !== false && (s.active as unknown) !== 0,
+    disabled_at: isoDate(s.disabledAt),
+    disabled_reason: s.disabledReason ?? null,
+    consecutive_failures: Number(s.consecutiveFailures ?? 0),
+    failing_since: isoDate(s.failingSince),
     created_at: isoDate(s.createdAt),
     updated_at: isoDate(s.updatedAt),
     subscription: detailUrl,

@@ -7,7 +7,7 @@ import { observeAttempt, traceHttp } from '../telemetry/telemetry.js';
 import { customHeaderProblem, encodeHeaderValue } from './headers.js';
 import { asError, redactUrl } from './io.js';
 import { PayloadError } from './payload-error.js';
-import type { DeliveryEvent, DeliveryRequest, Recipient } from './request.js';
+import type { DeliveryEvent, DeliveryRequest, Recipient, SigningKeys } from './request.js';
 import { judgeError, judgeResponse, type AttemptVerdict } from './retry.js';
 import { SecurityError } from './security-error.js';
 import { standardWebhooksSignature } from './signing.js';
@@ -34,16 +34,25 @@ export interface PrepareOptions {
   bodies?: EncodedBodies;
 }
 
-/** What the creator of a `DeliveryService` is told about (the module passes its own). */
+/** What the creator of a `DeliveryService` is told about and asked for (the module passes its own). */
 export interface DeliveryHooks {
   /**
-   * A stored subscription's receiver answered 410 Gone: the module deletes the subscription. Awaited before the
-   * attempt's outcome is returned; a throw is logged.
+   * A delivery ended (`DeliveryService.finished()`): it succeeded, or failed after its last attempt (410 Gone, a final
+   * error, retries exhausted). The module updates the stored subscription's health (failure streak, auto-disable,
+   * 410 → disabled). Awaited by `finished()`; a throw is logged.
    */
-  onGone?: (subscriptionId: string, request: DeliveryRequest) => void | Promise<void>;
+  onFinished?: (request: DeliveryRequest, outcome: AttemptOutcome) => void | Promise<void>;
+  /**
+   * The current secrets of a request's subscription, asked by `attempt()` when the request carries none (rebuilt from
+   * a queue job, which never holds a secret) and before every retry of a stored subscription's request (a rotation may
+   * have happened meanwhile). `null`: the subscription no longer exists (the attempt fails, nothing is sent);
+   * `undefined`: unknown here (the request is sent as prepared). A throw fails the attempt as retryable.
+   */
+  signingKeys?: (request: DeliveryRequest) => Promise<SigningKeys | null | undefined>;
 }
 
 const EMPTY = Buffer.alloc(0);
+const FINAL = { ok: false, retryable: false, gone: false } as const;
 const JSON_TYPE = 'application/json';
 // A signature goes in a header as it is: printable ASCII, no white space at either end.
 const SIGNATURE = /^[!-~](?:[ -~]*[!-~])?$/;
@@ -170,34 +179,120 @@ export class DeliveryService {
         [HOOK_HEADERS.delivery]: id,
         [HOOK_HEADERS.subscription]: subscriptionHeader,
       };
+      request.failing = r.failing;
       if (r.hmacSecret) {
-        try {
-          const signature: unknown = this.options.hmacSigner(r.hmacDigest, r.hmacSecret, body);
-          if (typeof signature !== 'string' || !signature) {
-            throw new TypeError(
-              `the signer returned ${typeof signature === 'string' ? 'an empty string' : typeof signature}, not a signature string`,
-            );
-          }
-          if (!SIGNATURE.test(signature)) {
-            throw new TypeError('the signature holds characters outside printable ASCII');
-          }
-          request.headers[HOOK_HEADERS.hmac] = signature;
-        } catch (err) {
-          return {
-            ...request,
-            failure: new Error(`Signing failed for subscription ${r.id}: ${asError(err).message}`),
-          };
-        }
-        if (this.options.standardWebhooks) {
-          Object.assign(request.headers, {
-            'webhook-id': id,
-            'webhook-timestamp': timestamp,
-            'webhook-signature': standardWebhooksSignature(id, timestamp, r.hmacSecret, body),
-          });
-        }
+        const keys: SigningKeys = {
+          secret: r.hmacSecret,
+          digest: r.hmacDigest,
+          previous: r.previousHmacSecret ?? null,
+          previousExpiresAt: r.previousHmacSecretExpiresAt ?? null,
+        };
+        const failure = this.sign(request, keys, timestamp, true);
+        if (failure) return { ...request, failure };
+        holdKeys(request, keys);
+      } else {
+        holdKeys(request, null);
       }
       return request;
     });
+  }
+
+  /**
+   * Sets the signature headers of `req` for `keys`: `Hook-HMAC` (with `hmac`) with the current secret as given, and with
+   * `standardWebhooks` the `webhook-*` headers for `timestamp`, signed with the current secret and a rotated-out one
+   * whose grace period has not ended. Returns why it could not (a signer that throws or returns no usable string).
+   */
+  private sign(req: DeliveryRequest, keys: SigningKeys, timestamp: string, hmac: boolean): Error | undefined {
+    if (hmac) {
+      try {
+        const signature: unknown = this.options.hmacSigner(keys.digest, keys.secret, req.body);
+        if (typeof signature !== 'string' || !signature) {
+          throw new TypeError(
+            `the signer returned ${typeof signature === 'string' ? 'an empty string' : typeof signature}, not a signature string`,
+          );
+        }
+        if (!SIGNATURE.test(signature)) {
+          throw new TypeError('the signature holds characters outside printable ASCII');
+        }
+        req.headers[HOOK_HEADERS.hmac] = signature;
+      } catch (err) {
+        return new Error(`Signing failed for subscription ${req.subscription}: ${asError(err).message}`);
+      }
+    }
+    if (this.options.standardWebhooks) {
+      req.headers['webhook-id'] = req.id;
+      req.headers['webhook-timestamp'] = timestamp;
+      req.headers['webhook-signature'] = standardWebhooksSignature(
+        req.id,
+        timestamp,
+        validSecrets(keys, Date.now()),
+        req.body,
+      );
+    }
+    return undefined;
+  }
+
+  /**
+   * Signs an attempt afresh: re-reads the secrets when the request has none or is a retry of a stored subscription's
+   * (`signingKeys` hook), then with `standardWebhooks` a new `webhook-timestamp` and `webhook-signature` (same
+   * `webhook-id` and body). Returns an outcome only when the attempt must not be made.
+   */
+  private async signAttempt(req: DeliveryRequest): Promise<AttemptOutcome | undefined> {
+    let keys = req.keys;
+    let fresh = false;
+    const hook = this.hooks.signingKeys;
+    const signed =
+      keys !== null &&
+      (keys !== undefined ||
+        req.headers[HOOK_HEADERS.hmac] !== undefined ||
+        req.headers['webhook-signature'] !== undefined);
+    if (hook && signed && (keys === undefined || (req.source === 'stored' && req.attempts > 1))) {
+      let current: SigningKeys | null | undefined;
+      try {
+        current = await hook(req);
+      } catch (err) {
+        const error = new Error(
+          `Could not read the secret of subscription ${req.subscription}: ${asError(err).message}`,
+        );
+        return { verdict: { ok: false, retryable: true, gone: false }, error };
+      }
+      if (current === null) {
+        return { verdict: FINAL, error: new Error(messages.subscriptionVanished(req.subscription)) };
+      }
+      if (current) {
+        keys = current;
+        fresh = true;
+        holdKeys(req, current);
+      }
+    }
+    if (!keys) return undefined;
+    const now = Math.floor(Date.now() / 1000);
+    const timestamp = String(now);
+    const stale =
+      fresh ||
+      req.headers['webhook-timestamp'] !== timestamp ||
+      (keys.previous && keys.previousExpiresAt && new Date(keys.previousExpiresAt).getTime() <= Date.now());
+    if (!fresh && !(this.options.standardWebhooks && stale)) return undefined;
+    const failure = this.sign(req, keys, timestamp, fresh);
+    return failure ? { verdict: FINAL, error: failure } : undefined;
+  }
+
+  /**
+   * Reports that a delivery ended: it succeeded, or it failed after its last attempt (410 Gone, an error that is not
+   * retried, retries exhausted or off). Every dispatcher calls it exactly once per delivery, when it ends (never for an
+   * attempt that is retried). Passes it to the `onFinished` hook (the module's health tracking) and then drops the
+   * request's secrets from memory. Never throws: a failing hook is logged.
+   */
+  async finished(request: DeliveryRequest, outcome: AttemptOutcome): Promise<void> {
+    try {
+      await this.hooks.onFinished?.(request, outcome);
+    } catch (err) {
+      this.logger.error(
+        `Recording the end of delivery ${request.id} (subscription ${request.subscription}) failed: ${asError(err).message}`,
+      );
+    } finally {
+      if (request.keys) holdKeys(request, undefined);
+    }
   }
 
   /** The body for one content type, or why it cannot be encoded (size is checked by the caller). */
@@ -227,7 +322,9 @@ export class DeliveryService {
 
   private async attemptOnce(req: DeliveryRequest): Promise<AttemptOutcome> {
     req.attempts++;
-    if (req.failure) return { verdict: { ok: false, retryable: false, gone: false }, error: req.failure };
+    if (req.failure) return { verdict: FINAL, error: req.failure };
+    const refused = await this.signAttempt(req);
+    if (refused) return refused;
     const validators = req.validators ?? this.options.recipientValidators;
     let url = req.url;
     let headers = req.headers;
@@ -270,7 +367,6 @@ export class DeliveryService {
           }
         }
         const verdict = judgeResponse(response);
-        if (verdict.gone && req.source === 'stored') await this.gone(req);
         return {
           verdict,
           response,
@@ -282,16 +378,18 @@ export class DeliveryService {
       return { verdict: judgeError(error), error };
     }
   }
+}
 
-  /** Tells the creator a stored subscription's receiver is gone; `attempt()` still never throws. */
-  private async gone(req: DeliveryRequest): Promise<void> {
-    if (!this.hooks.onGone) return;
-    try {
-      await this.hooks.onGone(req.subscription, req);
-    } catch (err) {
-      this.logger.error(`onGone for subscription ${req.subscription} threw: ${asError(err).message}`);
-    }
-  }
+/** Puts the secrets on a request as a non-enumerable property: a logged or serialised request never shows them. */
+function holdKeys(req: DeliveryRequest, keys: SigningKeys | null | undefined): void {
+  Object.defineProperty(req, 'keys', { value: keys, writable: true, configurable: true, enumerable: false });
+}
+
+/** The current secret, then the previous one while its grace period lasts (never once it has ended). */
+function validSecrets(keys: SigningKeys, now: number): string[] {
+  const previous = keys.previous;
+  const until = keys.previousExpiresAt ? new Date(keys.previousExpiresAt).getTime() : 0;
+  return previous && previous !== keys.secret && until > now ? [keys.secret, previous] : [keys.secret];
 }
 
 function randomId(): string {

@@ -16,6 +16,27 @@ export interface Recipient {
   /** Owner id, for stored subscriptions. */
   user?: string | null;
   source: 'static' | 'stored' | 'event';
+  /**
+   * Stored subscriptions: the secret replaced by the last rotation, accepted (and sent in `webhook-signature`) until
+   * `previousHmacSecretExpiresAt`; never used for `Hook-HMAC`.
+   */
+  previousHmacSecret?: string | null;
+  previousHmacSecretExpiresAt?: Date | null;
+  /** Stored subscriptions: whether it had a failure streak when it was read (a success then clears it). */
+  failing?: boolean;
+}
+
+/**
+ * The secrets a request is signed with, held in memory only while it is being delivered: never put on a queue, in a
+ * log, an error or telemetry. Read again at attempt time when the request has none (a queued retry).
+ */
+export interface SigningKeys {
+  /** The current secret: `Hook-HMAC` and the first `webhook-signature`. */
+  secret: string;
+  digest: HmacDigest;
+  /** A rotated-out secret, also in `webhook-signature` until `previousExpiresAt` (never once that has passed). */
+  previous?: string | null;
+  previousExpiresAt?: Date | null;
 }
 
 /** What `DeliveryService.prepare()` reads of an event (an `EventEnvelope` is one). */
@@ -52,6 +73,14 @@ export interface DeliveryRequest {
   source: Recipient['source'];
   /** Validators of the event, when it overrides the module's. */
   validators?: RecipientValidator[];
+  /**
+   * The subscription's secrets, in memory only: a non-enumerable property (so a logged or serialised request never
+   * shows it), set by `prepare()`; `null` = sent unsigned; absent = unknown here (a request rebuilt from a queue job):
+   * `DeliveryService.attempt()` asks its `signingKeys` hook.
+   */
+  keys?: SigningKeys | null;
+  /** Stored subscriptions: whether it had a failure streak when it was read (see `Recipient.failing`). */
+  failing?: boolean;
   /**
    * Set when this recipient's request could not be built (unknown content type or digest, a signer that threw): the
    * delivery fails with it, without a request, and the event's other recipients are still served.

@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomInt, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 
 /** HMAC digests a subscription may use. */
 export type HmacDigest = 'sha1' | 'sha256' | 'sha512';
@@ -20,17 +20,45 @@ export function toDigest(d: string): HmacDigest {
 export const sign: HmacSigner = (digest, secret, message) =>
   createHmac(toDigest(digest), secret).update(message).digest('base64');
 
+/** Prefix of Standard Webhooks secrets: `whsec_` + Base64 of the key bytes. */
+export const STANDARD_SECRET_PREFIX = 'whsec_';
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$/;
+
 /**
- * The Standard Webhooks `webhook-signature` value (`v1,` + Base64 HMAC-SHA256 of `id.timestamp.body`). The message id
- * is part of what is signed, so the delivery id must be final before this is called.
+ * The HMAC key a secret stands for in `webhook-signature`: for `whsec_<base64>` the decoded bytes (the Standard
+ * Webhooks way, so the official libraries verify with the secret as given), for any other secret its UTF-8 bytes.
+ */
+export function standardWebhooksKey(secret: string): Buffer {
+  if (secret.startsWith(STANDARD_SECRET_PREFIX)) {
+    const b64 = secret.slice(STANDARD_SECRET_PREFIX.length);
+    if (b64 && BASE64.test(b64)) return Buffer.from(b64, 'base64');
+  }
+  return Buffer.from(secret, 'utf8');
+}
+
+/**
+ * The Standard Webhooks `webhook-signature` value: `v1,` + Base64 HMAC-SHA256 of `id.timestamp.body`, one per secret
+ * (space-separated, in the order given: the current secret first, then a rotated-out one still in its grace period).
+ * The message id is part of what is signed, so the delivery id must be final before this is called.
  */
 export function standardWebhooksSignature(
   id: string,
   timestamp: string,
-  secret: string,
+  secret: string | readonly string[],
   body: string | Buffer,
 ): string {
-  return `v1,${createHmac('sha256', secret).update(`${id}.${timestamp}.`).update(body).digest('base64')}`;
+  const secrets = typeof secret === 'string' ? [secret] : secret;
+  return secrets
+    .map(
+      (s) =>
+        `v1,${createHmac('sha256', standardWebhooksKey(s)).update(`${id}.${timestamp}.`).update(body).digest('base64')}`,
+    )
+    .join(' ');
+}
+
+/** A new Standard Webhooks secret: `whsec_` + Base64 of 32 bytes from a CSPRNG. */
+export function randomStandardWebhooksSecret(): string {
+  return STANDARD_SECRET_PREFIX + randomBytes(32).toString('base64');
 }
 
 // Standard Base64 with its padding: the only form `sign()` produces.

@@ -94,7 +94,7 @@ export class DirectDispatcher implements Dispatcher {
 
   private async deliver(req: DeliveryRequest, callbacks?: DeliveryCallbacks): Promise<DeliveryResult> {
     const outcome = await this.limit.run(() => this.delivery.attempt(req));
-    const retrying = this.settle(req, outcome, callbacks);
+    const retrying = await this.settle(req, outcome, callbacks);
     return {
       subscription: req.subscription,
       url: req.url,
@@ -106,16 +106,26 @@ export class DirectDispatcher implements Dispatcher {
     };
   }
 
-  /** Schedules a retry or runs the final callback; returns whether a retry was scheduled. */
-  private settle(req: DeliveryRequest, outcome: AttemptOutcome, callbacks?: DeliveryCallbacks): boolean {
+  /**
+   * Schedules a retry, or ends the delivery (`DeliveryService.finished()`, then the final callback); returns whether a
+   * retry was scheduled.
+   */
+  private async settle(
+    req: DeliveryRequest,
+    outcome: AttemptOutcome,
+    callbacks?: DeliveryCallbacks,
+  ): Promise<boolean> {
     const { verdict } = outcome;
-    const delay = this.closed ? undefined : nextRetry(req, verdict);
+    const retry = nextRetry(req, verdict);
+    const delay = this.closed ? undefined : retry;
     if (delay !== undefined) {
       this.schedule(delay, () => {
         void this.limit.run(() => this.delivery.attempt(req)).then((o) => this.settle(req, o, callbacks));
       });
       return true;
     }
+    // a retry dropped at shutdown did not end the delivery: the receiver's health is not told
+    if (retry === undefined) await this.delivery.finished(req, outcome);
     if (!verdict.ok) {
       this.logger.warn(
         `Delivery ${req.id} of ${req.event} to ${redactUrl(req.url)} failed after ${req.attempts} attempt(s): ${outcome.error?.message}`,

@@ -168,6 +168,8 @@ export class LedgerDeliverer implements LedgerSink {
       url: redactUrl(request.url),
     });
     if (status === 'failed') this.logFailure(request, outcome);
+    // health tracking (streaks, auto-disable, 410 → disabled) once the delivery has ended
+    if (status !== 'pending') await this.delivery.finished(request, outcome);
     return status === 'succeeded' ? 'ok' : status === 'pending' ? 'retrying' : 'failed';
   }
 
@@ -299,7 +301,7 @@ export class LedgerDeliverer implements LedgerSink {
 function cancelReason(row: ClaimedDelivery): string {
   switch (row.source) {
     case 'stored':
-      return `subscription ${row.subscriptionId} no longer exists`;
+      return `subscription ${row.subscriptionId} no longer exists or is disabled`;
     case 'static':
       return `static subscriber ${row.subscriptionId} is no longer in the module's subscribers option`;
     default:

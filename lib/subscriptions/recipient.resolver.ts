@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { asError } from '../delivery/io.js';
+import type { DeliveryRequest, SigningKeys } from '../delivery/request.js';
 import type { ResolvedThornOptions } from '../thorn-options.js';
 import type { Recipient, SubscriberContext, SubscribersOption } from './recipient.js';
 import { resolveSubscribers } from './static-subscribers.js';
@@ -57,6 +58,26 @@ export class RecipientResolver {
   own(query: RecipientQuery): Promise<Recipient[]> {
     const defaults = this.defaults('event', this.onError(query.name));
     return resolveSubscribers(query.subscribers, query.name, context(query), defaults);
+  }
+
+  /**
+   * `DeliveryHooks.signingKeys`: the current secrets of a request's subscription, for signing an attempt whose request
+   * holds none (rebuilt from a queue job) or a retry. Stored: read from the database (null when deleted). Static:
+   * resolved again from the module options (a callback subscriber gets the event name and an empty context).
+   * Per-event subscribers: unknown (undefined): only the process that sent the event knew them.
+   */
+  async signingKeys(request: DeliveryRequest): Promise<SigningKeys | null | undefined> {
+    if (request.source === 'stored')
+      return this.store ? this.store.signingKeys(request.subscription) : undefined;
+    if (request.source !== 'static') return undefined;
+    const statics = await resolveSubscribers(
+      this.options.subscribers,
+      request.event,
+      { sender: undefined },
+      this.defaults('static', this.onError(request.event)),
+    );
+    const r = statics.find((x) => x.id === request.subscription && x.url === request.url);
+    return r?.hmacSecret ? { secret: r.hmacSecret, digest: r.hmacDigest } : undefined;
   }
 
   private defaults(source: 'static' | 'event', onError: (pattern: string, err: unknown) => void) {

@@ -12,13 +12,14 @@ import { randomSecret, toDigest, type HmacDigest } from '../delivery/signing.js'
 
 /** A stored webhook subscription (table `thorn_subscriber`): `event` pattern → `url`, owned by `user`. */
 @Entity('thorn_subscriber')
+// the lookup's index: `event IN (candidates) AND active = true` is one probe per candidate pattern
+@Index('IDX_thorn_subscriber_event_active', ['event', 'active'])
 export class Subscriber {
   /** Public id (UUID), sent as `Hook-Subscription`. */
   @PrimaryGeneratedColumn('uuid')
   id!: string;
 
   /** Event pattern (`article.created`, `article.*`, `article.#`). */
-  @Index('IDX_thorn_subscriber_event')
   @Column({ type: 'varchar', length: 190 })
   event!: string;
 
@@ -43,6 +44,34 @@ export class Subscriber {
   @Column({ type: 'varchar', length: 64, default: 'application/json' })
   contentType!: string;
 
+  /** The secret replaced by the last rotation; still in `webhook-signature` until `previousHmacSecretExpiresAt`. */
+  @Column({ type: 'text', nullable: true, select: false })
+  previousHmacSecret?: string | null;
+
+  /** When the previous secret stops being used. */
+  @Column({ type: Date, nullable: true })
+  previousHmacSecretExpiresAt!: Date | null;
+
+  /** false: matches no event (disabled after a 410 or a long failure streak, or paused). */
+  @Column({ type: 'boolean', default: true })
+  active!: boolean;
+
+  /** When it was disabled (null while active). */
+  @Column({ type: Date, nullable: true })
+  disabledAt!: Date | null;
+
+  /** Why: `'gone'` (410), `'failing'` (autoDisable) or `'paused'`. */
+  @Column({ type: 'varchar', length: 32, nullable: true })
+  disabledReason!: string | null;
+
+  /** Deliveries that failed in a row (reset by a success). */
+  @Column({ type: 'integer', default: 0 })
+  consecutiveFailures!: number;
+
+  /** When the current failure streak began (null without one). */
+  @Column({ type: Date, nullable: true })
+  failingSince!: Date | null;
+
   @CreateDateColumn()
   createdAt!: Date;
 
@@ -56,5 +85,8 @@ export class Subscriber {
     if (!this.hmacSecret) this.hmacSecret = randomSecret(64);
     this.hmacDigest = this.hmacDigest ? toDigest(this.hmacDigest) : 'sha256';
     if (!this.contentType) this.contentType = 'application/json';
+    if (this.active === undefined || this.active === null) this.active = true;
+    if (this.consecutiveFailures === undefined || this.consecutiveFailures === null)
+      this.consecutiveFailures = 0;
   }
 }

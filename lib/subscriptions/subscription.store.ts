@@ -9,7 +9,7 @@ import {
   type TransactionCommitEvent,
   type TransactionRollbackEvent,
 } from 'typeorm';
-import { redactUrl } from '../delivery/io.js';
+import type { SigningKeys } from '../delivery/request.js';
 import { messages } from '../messages.js';
 import { PatternCache } from './pattern-cache.js';
 import { candidatePatterns } from './pattern.js';
@@ -17,7 +17,18 @@ import type { Recipient } from './recipient.js';
 import type { Subscriber } from './subscriber.entity.js';
 import { installVersion, versionTarget } from './subscriber-version.js';
 
-const FIELDS = ['id', 'event', 'url', 'user', 'hmacSecret', 'hmacDigest', 'contentType'] as const;
+const FIELDS = [
+  'id',
+  'event',
+  'url',
+  'user',
+  'hmacSecret',
+  'hmacDigest',
+  'contentType',
+  'previousHmacSecret',
+  'previousHmacSecretExpiresAt',
+  'consecutiveFailures',
+] as const;
 
 export interface SubscriptionStoreOptions {
   /**
@@ -28,8 +39,8 @@ export interface SubscriptionStoreOptions {
 }
 
 /**
- * Stored subscriptions: lookup by event name with one indexed `event IN (candidate patterns)` query (never a scan),
- * filtered by owner. With a cache (`cacheTtl` > 0, PostgreSQL and SQLite, after `start()`), an event none of whose
+ * Stored subscriptions: lookup by event name with one indexed `event IN (candidate patterns) AND active` query (never
+ * a scan; index on (`event`, `active`)), filtered by owner. Inactive (disabled or paused) subscriptions match nothing. With a cache (`cacheTtl` > 0, PostgreSQL and SQLite, after `start()`), an event none of whose
  * candidate patterns is stored skips the query (see `PatternCache` for the staleness bound).
  */
 export class SubscriptionStore {
@@ -102,7 +113,7 @@ export class SubscriptionStore {
   }
 
   /**
-   * Subscriptions matching `event`; with a sender, only those owned by it or by nobody; with `ownerlessOnly` (and no
+   * Active subscriptions matching `event`; with a sender, only those owned by it or by nobody; with `ownerlessOnly` (and no
    * sender), only those owned by nobody.
    */
   async find(event: string, sender?: string | null, ownerlessOnly = false): Promise<Recipient[]> {
@@ -125,7 +136,8 @@ export class SubscriptionStore {
       const qb = this.repository
         .createQueryBuilder('s')
         .select(FIELDS.map((f) => `s.${f}`))
-        .where('s.event IN (:...patterns)', { patterns });
+        .where('s.event IN (:...patterns)', { patterns })
+        .andWhere('s.active = :active', { active: true });
       if (owned) qb.andWhere('(s.user = :sender OR s.user IS NULL)', { sender });
       else if (ownerless) qb.andWhere('s.user IS NULL');
       rows = await qb.orderBy('s.createdAt', 'ASC').addOrderBy('s.id', 'ASC').getMany();
@@ -133,13 +145,41 @@ export class SubscriptionStore {
     return rows.map(toRecipient);
   }
 
-  /** Subscriptions by id, as they are now (the ledger reads a delivery's current URL and secret this way). */
+  /**
+   * Active subscriptions by id, as they are now (the ledger reads a delivery's current URL and secrets this way; a
+   * disabled or paused one is left out, like in `find()`).
+   */
   async byIds(ids: string[]): Promise<Map<string, Recipient>> {
     const found = new Map<string, Recipient>();
     if (!ids.length) return found;
-    const rows = await this.repository.find({ where: { id: In(ids) } });
+    const rows = await this.repository.find({ where: { id: In(ids), active: true } });
     for (const row of rows) found.set(row.id, toRecipient(row));
     return found;
+  }
+
+  /**
+   * The current secrets of stored subscription `id` (re-read before a queued or retried attempt is signed), or null
+   * when it no longer exists.
+   */
+  async signingKeys(id: string): Promise<SigningKeys | null> {
+    const row = await this.repository
+      .createQueryBuilder('s')
+      .select([
+        's.id',
+        's.hmacSecret',
+        's.hmacDigest',
+        's.previousHmacSecret',
+        's.previousHmacSecretExpiresAt',
+      ])
+      .where('s.id = :id', { id })
+      .getOne();
+    if (!row) return null;
+    return {
+      secret: row.hmacSecret,
+      digest: row.hmacDigest,
+      previous: row.previousHmacSecret ?? null,
+      previousExpiresAt: toDate(row.previousHmacSecretExpiresAt),
+    };
   }
 
   /** The candidate list as SQLite's json_each parameter, encoded once per (cached) list. */
@@ -150,11 +190,6 @@ export class SubscriptionStore {
       this.encoded.set(patterns, text);
     }
     return text;
-  }
-
-  /** Removes a subscription whose receiver answered 410 Gone. */
-  async remove(id: string): Promise<void> {
-    await this.repository.delete({ id });
   }
 
   // The lookup runs for every event, so on the two tested drivers it is one fixed SQL string (no query building per
@@ -173,7 +208,9 @@ export class SubscriptionStore {
         ? `${col('event')} = ANY($1)`
         : `${col('event')} IN (SELECT value FROM json_each(?))`;
     const sender = type === 'postgres' ? '$2' : '?';
-    const base = `SELECT ${select} FROM ${table} WHERE ${inList}`;
+    // `active` right after `event`: both columns of the lookup index
+    const active = type === 'postgres' ? `${col('active')} = true` : `${col('active')} = 1`;
+    const base = `SELECT ${select} FROM ${table} WHERE ${inList} AND ${active}`;
     const order = ` ORDER BY ${col('createdAt')} ASC, ${col('id')} ASC`;
     // SQLite: the unary `+` keeps the planner off the `user` index (with it, "user IS NULL" would walk every unowned
     // row); the `event` index is the selective one
@@ -196,25 +233,22 @@ function toRecipient(s: Record<string, any>): Recipient {
     hmacDigest: s.hmacDigest,
     user: s.user,
     source: 'stored',
+    previousHmacSecret: s.previousHmacSecret ?? null,
+    previousHmacSecretExpiresAt: toDate(s.previousHmacSecretExpiresAt),
+    failing: Number(s.consecutiveFailures) > 0,
   };
 }
 
 /**
- * `DeliveryService`'s `onGone` for the module's store: deletes the stored subscription whose receiver answered
- * 410 Gone and logs it (or logs why it could not).
+ * A date column as a raw query returns it: a `Date` (PostgreSQL), or TypeORM's SQLite text form
+ * (`YYYY-MM-DD HH:MM:SS.SSS`, UTC).
  */
-export function deleteWhenGone(
-  store: SubscriptionStore,
-  logger = new Logger('Thorn'),
-): (subscriptionId: string, request: { url: string }) => Promise<void> {
-  return async (id, request) => {
-    try {
-      await store.remove(id);
-      logger.log(`Subscription ${id} deleted: ${redactUrl(request.url)} answered 410 Gone`);
-    } catch (err) {
-      logger.error(`Could not delete subscription ${id} after 410 Gone: ${(err as Error).message}`);
-    }
-  };
+export function toDate(v: unknown): Date | null {
+  if (v === null || v === undefined || v === '') return null;
+  if (v instanceof Date) return v;
+  const text = String(v);
+  const d = new Date(/^\d{4}-\d\d-\d\d \d/.test(text) ? `${text.replace(' ', 'T')}Z` : text);
+  return Number.isNaN(d.getTime()) ? null : d;
 }
 
 /**

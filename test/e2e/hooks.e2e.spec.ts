@@ -53,6 +53,11 @@ const FIELDS = [
   'user',
   'hmac_secret',
   'hmac_digest',
+  'active',
+  'disabled_at',
+  'disabled_reason',
+  'consecutive_failures',
+  'failing_since',
   'created_at',
   'updated_at',
   'subscription',
@@ -185,7 +190,9 @@ describe.each(testDatabases)('/hooks REST API ($name)', (db) => {
       expect(aliceList).toEqual([secretless(a)]);
       expect(Object.keys(aliceList[0]).sort()).toEqual(FIELDS.filter((f) => f !== 'hmac_secret'));
       expect((await http.get('/hooks').set(BOB).expect(200)).body).toEqual([secretless(b)]);
-      expect((await http.get(`/hooks/${b.id}`).set(BOB).expect(200)).body.hmac_secret).toBe('bob-chose-this-secret');
+      expect((await http.get(`/hooks/${b.id}`).set(BOB).expect(200)).body.hmac_secret).toBe(
+        'bob-chose-this-secret',
+      );
       expect((await http.get('/hooks').set({ 'x-user': 'carol' }).expect(200)).body).toEqual([]);
 
       // someone else's, unknown and malformed ids are all "not found"
@@ -811,15 +818,18 @@ describe.each(testDatabases)('/hooks REST API ($name)', (db) => {
           })
           .expect(200)
       ).body;
-      expect(patched).toMatchObject({ hmac_digest: 'sha1', content_type: 'application/x-www-form-urlencoded' });
+      expect(patched).toMatchObject({
+        hmac_digest: 'sha1',
+        content_type: 'application/x-www-form-urlencoded',
+      });
       await events.send('article.changed', { id: 1, title: 'Hi' }, { sender: 'alice' });
       expect(receiver.requests).toHaveLength(2);
       const second = receiver.requests[1];
       expect(second.headers['content-type']).toBe('application/x-www-form-urlencoded');
       expect(second.text).toBe('id=1&title=Hi');
-      expect(verify(second.headers['hook-hmac'] as string, 'sha1', 'a-new-secret-of-the-owner', second.body)).toBe(
-        true,
-      );
+      expect(
+        verify(second.headers['hook-hmac'] as string, 'sha1', 'a-new-secret-of-the-owner', second.body),
+      ).toBe(true);
 
       await http.delete(`/hooks/${sub.id}`).set(ALICE).expect(204);
       const result = await events.send('article.removed', { id: 1 }, { sender: 'alice' });

@@ -2,12 +2,22 @@ import 'reflect-metadata';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { DataSource } from 'typeorm';
 import {
+  AddThornSubscriberHealth1764170000000,
   CreateThornSubscriber1764150000000,
   CreateThornSubscriberVersion1764160000000,
   Subscriber,
 } from '../../lib/index.js';
 import { versionInstalled, versionTarget } from '../../lib/subscriptions/subscriber-version.js';
 import { testDatabases } from '../fixtures/databases.js';
+
+async function indexNames(ds: DataSource, table: string): Promise<string[]> {
+  const qr = ds.createQueryRunner();
+  try {
+    return (await qr.getTable(table))!.indices.map((i) => i.name!);
+  } finally {
+    await qr.release();
+  }
+}
 
 describe.each(testDatabases)('the shipped migrations ($name)', (db) => {
   let ds: DataSource | undefined;
@@ -26,13 +36,18 @@ describe.each(testDatabases)('the shipped migrations ($name)', (db) => {
       ...base,
       synchronize: false,
       dropSchema: false,
-      migrations: [CreateThornSubscriber1764150000000, CreateThornSubscriberVersion1764160000000],
+      migrations: [
+        CreateThornSubscriber1764150000000,
+        CreateThornSubscriberVersion1764160000000,
+        AddThornSubscriberHealth1764170000000,
+      ],
     } as any);
     await ds.initialize();
     const applied = await ds.runMigrations();
     expect(applied.map((m) => m.name)).toEqual([
       'CreateThornSubscriber1764150000000',
       'CreateThornSubscriberVersion1764160000000',
+      'AddThornSubscriberHealth1764170000000',
     ]);
     // TypeORM's schema diff between the migrated tables and the entity: nothing left to change (the version table is
     // no entity, and TypeORM leaves tables it does not know alone)
@@ -48,6 +63,18 @@ describe.each(testDatabases)('the shipped migrations ($name)', (db) => {
     expect(row.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(row.hmacSecret).toHaveLength(64);
     expect(row.createdAt).toBeInstanceOf(Date);
+    // the health columns' defaults: active, no streak
+    expect(await repo.findOneBy({ id: row.id })).toMatchObject({
+      active: true,
+      consecutiveFailures: 0,
+      failingSince: null,
+      disabledAt: null,
+      disabledReason: null,
+    });
+    // the lookup is an index probe on (event, active)
+    const indexes = await indexNames(ds, 'thorn_subscriber');
+    expect(indexes).toContain('IDX_thorn_subscriber_event_active');
+    expect(indexes).not.toContain('IDX_thorn_subscriber_event');
     const [{ version }] = await ds.query('SELECT "version" FROM "thorn_subscriber_version"');
     await repo.delete({ id: row.id });
     const [{ version: after }] = await ds.query('SELECT "version" FROM "thorn_subscriber_version"');
@@ -70,6 +97,20 @@ describe.each(testDatabases)('the shipped migrations ($name)', (db) => {
       message: expect.stringMatching(new RegExp(`no such table: ${name}|relation "${name}" does not exist`)),
     });
     expect(await hasTable('thorn_subscriber_version')).toBe(true);
+    // the health migration's down: its columns and index are gone, the old index and the version triggers are back
+    await ds.undoLastMigration();
+    const columns = async () => {
+      const qr = ds!.createQueryRunner();
+      try {
+        return (await qr.getTable('thorn_subscriber'))!.columns.map((c) => c.name);
+      } finally {
+        await qr.release();
+      }
+    };
+    expect(await columns()).not.toContain('active');
+    expect(await columns()).not.toContain('previousHmacSecret');
+    expect(await indexNames(ds, 'thorn_subscriber')).toContain('IDX_thorn_subscriber_event');
+    expect(await versionInstalled(ds, target)).toBe(true);
     await ds.undoLastMigration();
     expect(await versionInstalled(ds, target)).toBe(false);
     expect(await hasTable('thorn_subscriber_version')).toBe(false);

@@ -55,7 +55,7 @@ describe.each(testDatabases)('model events never wait for HTTP inside save() ($n
 // SQLite's planner output is deterministic, so the "no table scan" promise is checked on its query plan
 // (PostgreSQL's is measured at 1,000,000 rows in `npm run bench`).
 describe('stored subscription lookup plan (SQLite)', () => {
-  it('uses the event index, with and without a sender, never a scan of thorn_subscriber', async () => {
+  it('uses the (event, active) index, with and without a sender, never a scan of thorn_subscriber', async () => {
     const ds = new DataSource({
       type: 'better-sqlite3',
       database: ':memory:',
@@ -74,7 +74,7 @@ describe('stored subscription lookup plan (SQLite)', () => {
         const plan: { detail: string }[] = await ds.query(`EXPLAIN QUERY PLAN ${sql}`, [...params]);
         const details = plan.map((p) => p.detail).join('\n');
         expect(details).toMatch(
-          /SEARCH thorn_subscriber USING INDEX IDX_thorn_subscriber_event \(event=\?\)/,
+          /SEARCH thorn_subscriber USING INDEX IDX_thorn_subscriber_event_active \(event=\? AND active=\?\)/,
         );
         expect(details).not.toMatch(/IDX_thorn_subscriber_user|SCAN thorn_subscriber/);
       }

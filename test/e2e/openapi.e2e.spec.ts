@@ -69,7 +69,7 @@ describe('OpenAPI document of /hooks (@nestjs/swagger)', () => {
 
   it('lists every route the controller declares, each described with summary, auth and error answers', () => {
     const routes = declaredRoutes('webhooks');
-    expect(routes).toHaveLength(6);
+    expect(routes).toHaveLength(7);
     const documented = Object.entries(doc.paths)
       .flatMap(([path, item]) => Object.keys(item).map((m) => `${m} ${path}`))
       .sort();
@@ -130,8 +130,25 @@ describe('OpenAPI document of /hooks (@nestjs/swagger)', () => {
     expect(create.properties.url).toMatchObject({ type: 'string', format: 'uri', maxLength: 2048 });
     expect(create.properties.hmac_secret).toMatchObject({ minLength: 16 });
     expect(schemas.UpdateSubscriptionDto.required).toBeUndefined();
+    // PATCH also takes `active`; rotate-secret an optional hmac_secret checked like create's
+    expect(schemas.UpdateSubscriptionDto.properties.active).toMatchObject({ type: 'boolean' });
+    expect(schemas.RotateSecretDto.properties.hmac_secret).toMatchObject({ minLength: 16 });
+    const rotate = op('post', '/webhooks/{id}/rotate-secret');
+    expect(codes('post', '/webhooks/{id}/rotate-secret')).toEqual(['200', '400', '401', '403', '404']);
+    expect(rotate.responses['200'].content['application/json'].schema).toEqual({
+      $ref: '#/components/schemas/HooksSubscription',
+    });
+    expect(rotate.requestBody.content['application/json'].schema).toEqual({
+      $ref: '#/components/schemas/RotateSecretDto',
+    });
+    expect(schemas.HooksSubscription.properties.disabled_reason.enum).toEqual(['gone', 'failing', 'paused']);
     expect(Object.keys(schemas.HooksSubscription.properties).sort()).toEqual(
       [
+        'active',
+        'disabled_at',
+        'disabled_reason',
+        'consecutive_failures',
+        'failing_since',
         'content_type',
         'created_at',
         'event',

@@ -225,7 +225,7 @@ describeRedis.each(queueFlavours)(
       expect(at[1] - at[0]).toBeGreaterThanOrEqual(900);
     });
 
-    it('stops on 410 Gone and deletes the stored subscription', async () => {
+    it('stops on 410 Gone and disables (keeps) the stored subscription', async () => {
       const { app, events, queue } = await boot();
       const repo = storedRepo(app);
       const gone = await repo.save(repo.create({ event: 'a.b', url: `${receiver.url}/gone` }));
@@ -236,8 +236,8 @@ describeRedis.each(queueFlavours)(
       await until(async () => (await queue.getJobCounts()).completed === 1, 5000, 'the event job');
       await sleep(200);
       expect(receiver.requests.map((r) => r.path).sort()).toEqual(['/fine', '/gone']);
-      expect(await repo.findOneBy({ id: gone.id })).toBeNull();
-      expect(await repo.count()).toBe(1);
+      expect(await repo.findOneBy({ id: gone.id })).toMatchObject({ active: false, disabledReason: 'gone' });
+      expect(await repo.count()).toBe(2);
       expect((await queue.getJobCounts()).delayed).toBe(0);
     });
 

@@ -397,41 +397,55 @@ describe.each(testDatabases)('410 Gone ($name)', (db) => {
     receiver.reset();
   });
 
-  it.each(KINDS)('deletes the stored subscription and does not retry (%s transport)', async (kind) => {
-    const moduleRef = await Test.createTestingModule({
-      imports: [
-        TypeOrmModule.forRoot(db.options([Subscriber])),
-        ThornModule.forRoot({
-          transport: kind,
-          controller: false,
-          recipientValidators: loopback(),
-          retryDelay: 10,
-          subscribers: { 'a.b': `${receiver.url}/static` },
-        }),
-      ],
-    }).compile();
-    app = moduleRef.createNestApplication({ logger: false });
-    await app.init();
-    const repo = app.get<DataSource>(getDataSourceToken()).getRepository(Subscriber);
-    const gone = await repo.save(repo.create({ event: 'a.*', url: `${receiver.url}/stored` }));
-    const kept = await repo.save(repo.create({ event: 'a.*', url: `${receiver.url}/other` }));
-    receiver.reply = (r) => ({ status: r.path === '/other' ? 200 : 410 });
-    const cb = callbacks();
-    const result = await app.get(EventService).send('a.b', {}, cb.options);
-    const byName = [...result.deliveries].sort((x, y) => x.url.localeCompare(y.url));
-    expect(byName.map((d) => [d.url.split('/').pop(), d.status, d.ok, d.retrying])).toEqual([
-      ['other', 200, true, false],
-      ['static', 410, false, false],
-      ['stored', 410, false, false],
-    ]);
-    await cb.waitFor(3);
-    expect(cb.calls.map((c) => c.kind).sort()).toEqual(['error', 'error', 'success']);
-    expect((await repo.find()).map((s) => s.id)).toEqual([kept.id]);
-    expect(await repo.findOneBy({ id: gone.id })).toBeNull();
-    expect((app.get(Dispatcher) as DirectDispatcher).pendingRetries).toBe(0);
-    // Next time, the deleted subscription gets nothing; a static one answering 410 is only logged (nothing to delete).
-    receiver.requests.length = 0;
-    await app.get(EventService).send('a.b', {});
-    expect(receiver.requests.map((r) => r.path).sort()).toEqual(['/other', '/static']);
-  });
+  it.each(KINDS)(
+    'disables (keeps) the stored subscription and does not retry (%s transport)',
+    async (kind) => {
+      const disabled: [string, string, boolean][] = [];
+      const moduleRef = await Test.createTestingModule({
+        imports: [
+          TypeOrmModule.forRoot(db.options([Subscriber])),
+          ThornModule.forRoot({
+            transport: kind,
+            controller: false,
+            recipientValidators: loopback(),
+            retryDelay: 10,
+            subscribers: { 'a.b': `${receiver.url}/static` },
+            onSubscriptionDisabled: (s, reason) => void disabled.push([s.id, reason, s.active]),
+          }),
+        ],
+      }).compile();
+      app = moduleRef.createNestApplication({ logger: false });
+      await app.init();
+      const repo = app.get<DataSource>(getDataSourceToken()).getRepository(Subscriber);
+      const gone = await repo.save(repo.create({ event: 'a.*', url: `${receiver.url}/stored` }));
+      const kept = await repo.save(repo.create({ event: 'a.*', url: `${receiver.url}/other` }));
+      receiver.reply = (r) => ({ status: r.path === '/other' ? 200 : 410 });
+      const cb = callbacks();
+      const result = await app.get(EventService).send('a.b', {}, cb.options);
+      const byName = [...result.deliveries].sort((x, y) => x.url.localeCompare(y.url));
+      expect(byName.map((d) => [d.url.split('/').pop(), d.status, d.ok, d.retrying])).toEqual([
+        ['other', 200, true, false],
+        ['static', 410, false, false],
+        ['stored', 410, false, false],
+      ]);
+      await cb.waitFor(3);
+      expect(cb.calls.map((c) => c.kind).sort()).toEqual(['error', 'error', 'success']);
+      // kept, inactive, reason 'gone'; the app was told once
+      expect(await repo.count()).toBe(2);
+      expect(await repo.findOneBy({ id: gone.id })).toMatchObject({
+        active: false,
+        disabledReason: 'gone',
+        consecutiveFailures: 1,
+        disabledAt: expect.any(Date),
+      });
+      expect(await repo.findOneBy({ id: kept.id })).toMatchObject({ active: true, disabledAt: null });
+      expect(disabled).toEqual([[gone.id, 'gone', false]]);
+      expect((app.get(Dispatcher) as DirectDispatcher).pendingRetries).toBe(0);
+      // Next time, the disabled subscription gets nothing; a static one answering 410 is only logged (nothing stored).
+      receiver.requests.length = 0;
+      await app.get(EventService).send('a.b', {});
+      expect(receiver.requests.map((r) => r.path).sort()).toEqual(['/other', '/static']);
+      expect(disabled).toHaveLength(1);
+    },
+  );
 });

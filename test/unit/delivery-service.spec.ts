@@ -1,8 +1,9 @@
-// DeliveryService against a Transport that answers a fixed status: ids fixed before signing, and onGone on 410.
+// DeliveryService against a Transport that answers a fixed status: ids fixed before signing, finished() and its hook,
+// and signing at attempt time (secrets read again, rotation, whsec_ keys).
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { createHmac } from 'node:crypto';
-import { DeliveryService } from '../../lib/delivery/delivery.service.js';
+import { DeliveryService, type AttemptOutcome } from '../../lib/delivery/delivery.service.js';
 import type { DeliveryRequest, Recipient } from '../../lib/delivery/request.js';
 import type { Transport, TransportRequest } from '../../lib/delivery/transport.js';
 import type { EventEnvelope } from '../../lib/events/envelope.js';
@@ -84,43 +85,107 @@ describe('DeliveryService.prepare ids', () => {
   });
 });
 
-describe('DeliveryService on 410 Gone', () => {
-  it('calls onGone with the subscription id and request for a stored subscription only', async () => {
-    const gone: [string, DeliveryRequest][] = [];
+describe('DeliveryService.finished', () => {
+  it('passes the ended delivery and its outcome to onFinished, then drops the secrets from the request', async () => {
+    const seen: [DeliveryRequest, AttemptOutcome][] = [];
     const delivery = new DeliveryService(resolveThornOptions(), new FixedTransport(410), {
-      onGone: (id, req) => void gone.push([id, req]),
+      onFinished: (req, outcome) => void seen.push([req, outcome]),
     });
-    const [stored, stat, own] = delivery.prepare(envelope(), [
-      recipient('stored', 'st'),
-      recipient('static', 'sa'),
-      recipient('event', 'ev'),
-    ]);
-    for (const req of [stored, stat, own]) {
-      const outcome = await delivery.attempt(req);
-      expect(outcome.verdict).toEqual({ ok: false, retryable: false, gone: true });
-    }
-    expect(gone).toEqual([['st', stored]]);
+    const [req] = delivery.prepare(envelope(), [recipient('stored', 'st')]);
+    expect(req.keys).toMatchObject({ secret: 'secret' });
+    const outcome = await delivery.attempt(req);
+    expect(outcome.verdict).toEqual({ ok: false, retryable: false, gone: true });
+    // attempt() itself tells nobody: only finished() does
+    expect(seen).toEqual([]);
+    await delivery.finished(req, outcome);
+    expect(seen).toEqual([[req, outcome]]);
+    expect(req.keys).toBeUndefined();
   });
 
-  it('still returns the outcome when onGone throws, and logs it', async () => {
-    const delivery = new DeliveryService(resolveThornOptions(), new FixedTransport(410), {
-      onGone: () => {
+  it('never throws: a failing onFinished is logged', async () => {
+    const delivery = new DeliveryService(resolveThornOptions(), new FixedTransport(200), {
+      onFinished: () => {
         throw new Error('store down');
       },
     });
     const [req] = delivery.prepare(envelope(), [recipient('stored', 'st')]);
-    await expect(delivery.attempt(req)).resolves.toMatchObject({
-      verdict: { gone: true },
-      response: { status: 410 },
-    });
+    const outcome = await delivery.attempt(req);
+    await expect(delivery.finished(req, outcome)).resolves.toBeUndefined();
     expect(logger.lines.some((l) => l.startsWith('error:') && /st.*store down/.test(l))).toBe(true);
   });
 
-  it('without onGone, a 410 is only the outcome', async () => {
-    const transport = new FixedTransport(410);
-    const delivery = new DeliveryService(resolveThornOptions(), transport);
+  it('keeps the secrets out of a serialised or logged request', () => {
+    const delivery = new DeliveryService(resolveThornOptions(), new FixedTransport(200));
     const [req] = delivery.prepare(envelope(), [recipient('stored', 'st')]);
-    await expect(delivery.attempt(req)).resolves.toMatchObject({ verdict: { gone: true } });
-    expect(transport.sent).toHaveLength(1);
+    expect(req.keys?.secret).toBe('secret');
+    expect(JSON.stringify(req)).not.toContain('"secret"');
+    expect(Object.keys(req)).not.toContain('keys');
+  });
+});
+
+describe('DeliveryService signing at attempt time', () => {
+  const sw = (id: string, ts: string, key: string | Buffer, body: string | Buffer) =>
+    `v1,${createHmac('sha256', key).update(`${id}.${ts}.`).update(body).digest('base64')}`;
+
+  it('asks signingKeys for a request without secrets (a queued one) and signs Hook-HMAC and webhook-signature with them', async () => {
+    const transport = new FixedTransport(200);
+    const delivery = new DeliveryService(resolveThornOptions({ standardWebhooks: true }), transport, {
+      signingKeys: async () => ({ secret: 'rotated-secret', digest: 'sha256' }),
+    });
+    const [prepared] = delivery.prepare(envelope(), [recipient('stored', 'st')]);
+    const queued: DeliveryRequest = { ...prepared, headers: { ...prepared.headers } }; // as rebuilt from a job
+    expect(queued.keys).toBeUndefined();
+    await delivery.attempt(queued);
+    const sent = transport.sent[0].headers;
+    expect(sent['Hook-HMAC']).toBe(
+      createHmac('sha256', 'rotated-secret').update(queued.body).digest('base64'),
+    );
+    expect(sent['webhook-signature']).toBe(
+      sw(queued.id, sent['webhook-timestamp'], 'rotated-secret', queued.body),
+    );
+  });
+
+  it('fails without sending when the subscription is gone (signingKeys answers null)', async () => {
+    const transport = new FixedTransport(200);
+    const delivery = new DeliveryService(resolveThornOptions(), transport, { signingKeys: async () => null });
+    const [prepared] = delivery.prepare(envelope(), [recipient('stored', 'st')]);
+    const outcome = await delivery.attempt({ ...prepared });
+    expect(outcome.verdict).toEqual({ ok: false, retryable: false, gone: false });
+    expect(outcome.error?.message).toMatch(/st no longer exists/);
+    expect(transport.sent).toHaveLength(0);
+  });
+
+  it('signs webhook-signature with a previous secret only until it expires, never Hook-HMAC', async () => {
+    const transport = new FixedTransport(200);
+    const delivery = new DeliveryService(resolveThornOptions({ standardWebhooks: true }), transport);
+    const base = recipient('stored', 'st');
+    const [valid, expired] = delivery.prepare(envelope(), [
+      {
+        ...base,
+        previousHmacSecret: 'old-secret',
+        previousHmacSecretExpiresAt: new Date(Date.now() + 60_000),
+      },
+      { ...base, previousHmacSecret: 'old-secret', previousHmacSecretExpiresAt: new Date(Date.now() - 1) },
+    ]);
+    await delivery.attempt(valid);
+    await delivery.attempt(expired);
+    const [a, b] = transport.sent.map((r) => r.headers);
+    expect(a['webhook-signature']).toBe(
+      `${sw(valid.id, a['webhook-timestamp'], 'secret', valid.body)} ${sw(valid.id, a['webhook-timestamp'], 'old-secret', valid.body)}`,
+    );
+    expect(b['webhook-signature']).toBe(sw(expired.id, b['webhook-timestamp'], 'secret', expired.body));
+    expect(a['Hook-HMAC']).toBe(createHmac('sha256', 'secret').update(valid.body).digest('base64'));
+  });
+
+  it('uses the decoded bytes of a whsec_ secret for webhook-signature and the string as given for Hook-HMAC', async () => {
+    const transport = new FixedTransport(200);
+    const delivery = new DeliveryService(resolveThornOptions({ standardWebhooks: true }), transport);
+    const key = Buffer.from('0123456789abcdef0123456789abcdef');
+    const secret = `whsec_${key.toString('base64')}`;
+    const [req] = delivery.prepare(envelope(), [{ ...recipient('stored', 'st'), hmacSecret: secret }]);
+    await delivery.attempt(req);
+    const h = transport.sent[0].headers;
+    expect(h['webhook-signature']).toBe(sw(req.id, h['webhook-timestamp'], key, req.body));
+    expect(h['Hook-HMAC']).toBe(createHmac('sha256', secret).update(req.body).digest('base64'));
   });
 });

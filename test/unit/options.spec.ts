@@ -39,6 +39,27 @@ describe('ThornModule options', () => {
     expect(o.getUser({})).toBeUndefined();
   });
 
+  it('defaults and resolves the endpoint health and rotation options', () => {
+    const o = resolveThornOptions({});
+    expect(o.autoDisable).toEqual({ after: 5 * 24 * 3_600_000, minFailures: 10 });
+    expect(o.onSubscriptionDisabled).toBeUndefined();
+    expect(o.secretRotationGrace).toBe(24 * 3_600_000);
+    expect(resolveThornOptions({ autoDisable: false }).autoDisable).toBe(false);
+    expect(resolveThornOptions({ autoDisable: true }).autoDisable).toEqual({
+      after: 5 * 24 * 3_600_000,
+      minFailures: 10,
+    });
+    expect(resolveThornOptions({ autoDisable: { minFailures: 3 } }).autoDisable).toEqual({
+      after: 5 * 24 * 3_600_000,
+      minFailures: 3,
+    });
+    expect(resolveThornOptions({ autoDisable: { after: 0, minFailures: 1 } }).autoDisable).toEqual({
+      after: 0,
+      minFailures: 1,
+    });
+    expect(resolveThornOptions({ secretRotationGrace: 0 }).secretRotationGrace).toBe(0);
+  });
+
   it('merges codecs over the defaults', () => {
     const xml = () => '<x/>';
     const o = resolveThornOptions({ codecs: { 'application/xml': xml } });
@@ -72,6 +93,14 @@ describe('ThornModule options', () => {
     [{ bullmq: ['redis://x'] }, /"bullmq" is invalid/],
     [{ subscriptionCacheTtl: -1 }, /"subscriptionCacheTtl" is invalid.*>= 0/],
     [{ subscriptionCacheTtl: 0.5 }, /"subscriptionCacheTtl" is invalid/],
+    [{ autoDisable: 'off' }, /"autoDisable" is invalid.*use false, true or \{ after/],
+    [{ autoDisable: { after: -1 } }, /"autoDisable" is invalid/],
+    [{ autoDisable: { minFailures: 0 } }, /"autoDisable" is invalid/],
+    [{ autoDisable: { after: 1, minFailure: 3 } }, /"autoDisable" is invalid/],
+    [{ autoDisable: [] }, /"autoDisable" is invalid/],
+    [{ onSubscriptionDisabled: 'log' }, /"onSubscriptionDisabled" is invalid.*function/],
+    [{ secretRotationGrace: -1 }, /"secretRotationGrace" is invalid.*>= 0/],
+    [{ secretRotationGrace: '1d' }, /"secretRotationGrace" is invalid/],
   ])('rejects %p naming the option', (bad, message) => {
     expect(() => resolveThornOptions(bad as any)).toThrow(message);
   });

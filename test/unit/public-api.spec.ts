@@ -6,6 +6,7 @@ import * as api from '../../lib/index.js';
 // The package's runtime exports. Adding or removing one is a deliberate change to the public contract: update this
 // list and the README's "Public API" section together.
 const RUNTIME_EXPORTS = [
+  'AddThornSubscriberHealth1764170000000',
   'CreateThornSubscriber1764150000000',
   'CreateThornSubscriberVersion1764160000000',
   'DeliveryService',
@@ -23,12 +24,14 @@ const RUNTIME_EXPORTS = [
   'RecipientResolver',
   'SecurityError',
   'Subscriber',
+  'SubscriptionService',
   'THORN_OPTIONS',
   'THORN_QUEUE',
   'THORN_TELEMETRY',
   'ThornHealthIndicator',
   'ThornModule',
   'WebhookModel',
+  'WebhookVerificationError',
   'blockCidrNetwork',
   'blockInternalIps',
   'compatSign',
@@ -42,9 +45,12 @@ const RUNTIME_EXPORTS = [
   'matchesPattern',
   'modelReverser',
   'randomSecret',
+  'randomStandardWebhooksSecret',
   'sign',
   'validateRecipient',
   'verify',
+  'verifyHookHmac',
+  'verifyStandardWebhook',
 ];
 
 /** The README's "Public API" section. */

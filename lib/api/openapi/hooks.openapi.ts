@@ -6,7 +6,7 @@ import type { Type } from '@nestjs/common';
 import { HMAC_DIGESTS } from '../../delivery/signing.js';
 import { HOOKS_LIMITS } from '../hooks.constants.js';
 import { HooksController } from '../hooks.controller.js';
-import { CreateSubscriptionDto, UpdateSubscriptionDto } from '../subscription.dto.js';
+import { CreateSubscriptionDto, RotateSecretDto, UpdateSubscriptionDto } from '../subscription.dto.js';
 import { HooksError, HooksSubscription } from './hooks.schemas.js';
 
 type Swagger = typeof import('@nestjs/swagger');
@@ -79,6 +79,11 @@ export const HOOKS_ROUTES: Record<string, { summary: string; params?: Param[]; r
     params: [ID],
     responses: [one(200, 'The updated subscription'), INVALID, NOT_FOUND],
   },
+  rotateSecret: {
+    summary: 'Rotate the secret (the previous one stays valid in webhook-signature for secretRotationGrace)',
+    params: [ID],
+    responses: [one(200, 'The subscription with its new hmac_secret'), INVALID, NOT_FOUND],
+  },
   remove: {
     summary: 'Delete a subscription',
     params: [ID],
@@ -134,6 +139,19 @@ const subscription: Record<string, Property> = {
   user: { type: 'string', nullable: true, description: 'Owner (the requesting user)' },
   hmac_secret: { type: 'string', description: 'Key of the `Hook-HMAC` signature' },
   hmac_digest: { type: 'string', enum: [...HMAC_DIGESTS] },
+  active: {
+    type: 'boolean',
+    description: 'false: receives nothing (disabled after a 410 or a failure streak, or paused)',
+  },
+  disabled_at: { type: 'string', format: 'date-time', nullable: true },
+  disabled_reason: {
+    type: 'string',
+    nullable: true,
+    enum: ['gone', 'failing', 'paused'],
+    description: '`gone` (410), `failing` (autoDisable), `paused` (PATCH active: false)',
+  },
+  consecutive_failures: { type: 'integer', description: 'Deliveries failed in a row; a success resets it' },
+  failing_since: { type: 'string', format: 'date-time', nullable: true },
   created_at: { type: 'string', format: 'date-time', nullable: true },
   updated_at: { type: 'string', format: 'date-time', nullable: true },
   subscription: { type: 'string', format: 'uri', description: 'Absolute URL of this subscription' },
@@ -174,7 +192,20 @@ function properties(swagger: Swagger, target: Type<unknown>, props: Record<strin
 
 function applyOpenApi(swagger: Swagger): void {
   properties(swagger, CreateSubscriptionDto, writable(true));
-  properties(swagger, UpdateSubscriptionDto, writable(false));
+  properties(swagger, UpdateSubscriptionDto, {
+    ...writable(false),
+    active: {
+      type: 'boolean',
+      required: false,
+      description: '`true` re-enables the subscription and clears its failure streak; `false` pauses it',
+    },
+  });
+  properties(swagger, RotateSecretDto, {
+    hmac_secret: {
+      ...writable(false).hmac_secret,
+      description: 'The new secret; generated when left out (`whsec_…` with standardWebhooks)',
+    },
+  });
   properties(swagger, HooksSubscription, subscription);
   properties(swagger, HooksError, error);
   swagger.ApiTags(HOOKS_TAG)(HooksController);
@@ -187,7 +218,7 @@ function applyOpenApi(swagger: Swagger): void {
     const decorate = (d: MethodDecorator) => d(proto, method, descriptor);
     decorate(swagger.ApiOperation({ summary: route.summary }));
     for (const p of route.params ?? []) decorate(swagger.ApiParam(p));
-    if (method === 'create' || method === 'replace' || method === 'patch') {
+    if (method === 'create' || method === 'replace' || method === 'patch' || method === 'rotateSecret') {
       decorate(swagger.ApiConsumes('application/json'));
     }
     for (const r of [...route.responses, ...AUTH]) decorate(swagger.ApiResponse(r));

@@ -10,6 +10,11 @@ export class HooksSubscription {
   user!: string | null;
   hmac_secret!: string;
   hmac_digest!: string;
+  active!: boolean;
+  disabled_at!: string | null;
+  disabled_reason!: string | null;
+  consecutive_failures!: number;
+  failing_since!: string | null;
   created_at!: string | null;
   updated_at!: string | null;
   subscription!: string;

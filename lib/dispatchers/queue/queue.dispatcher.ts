@@ -346,9 +346,15 @@ export class QueueDispatcher implements Dispatcher {
     return result;
   }
 
-  /** Enqueues a delayed retry (same id, headers and body) or logs the final failure. */
+  /**
+   * Enqueues a delayed retry (same id and body; signed afresh when it runs), or ends the delivery
+   * (`DeliveryService.finished()`) and logs a final failure.
+   */
   private async settle(req: QueuedRequest, outcome: AttemptOutcome): Promise<'ok' | 'retrying' | 'failed'> {
-    if (outcome.verdict.ok) return 'ok';
+    if (outcome.verdict.ok) {
+      await this.delivery.finished(req, outcome);
+      return 'ok';
+    }
     const delay = nextRetry(req, outcome.verdict);
     if (delay !== undefined) {
       // the job id makes a rerun of this chunk (after a crash) find the retry already scheduled
@@ -358,6 +364,7 @@ export class QueueDispatcher implements Dispatcher {
     this.logger.warn(
       `Delivery ${req.id} of ${req.event} to ${redactUrl(req.url)} failed after ${req.attempts} attempt(s): ${outcome.error?.message}`,
     );
+    await this.delivery.finished(req, outcome);
     return 'failed';
   }
 }

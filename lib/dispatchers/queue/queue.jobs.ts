@@ -71,7 +71,10 @@ export interface WireBody {
   data: string;
 }
 
-/** A signed request as it crosses the queue (a chunk or a retry). */
+/**
+ * A signed request as it crosses the queue (a chunk or a retry): never its secret; the worker reads the secret again
+ * (`DeliveryHooks.signingKeys`) and signs each attempt afresh.
+ */
 export interface WireRequest {
   id: string;
   event: string;
@@ -90,6 +93,8 @@ export interface WireRequest {
   body: number;
   /** Why this request could not be built: it fails without being sent (see `DeliveryRequest.failure`). */
   failure?: string;
+  /** The stored subscription had a failure streak when read (a success then clears it); absent: it had none. */
+  failing?: true;
 }
 
 /** A request of a queue dispatcher: it remembers its event's overrides, so its retry job can carry them again. */
@@ -197,6 +202,7 @@ export function toWire(requests: QueuedRequest[]): RequestsJobData {
       source: req.source,
       body: i,
       ...(req.failure ? { failure: req.failure.message } : {}),
+      ...(req.failing ? { failing: true as const } : {}),
     };
   });
   return { bodies, requests: wire };
@@ -221,6 +227,7 @@ export function fromWire(data: RequestsJobData, module: DeliverySettings): Queue
     keepAlive: w.keepAlive,
     attempts: w.attempts,
     source: w.source,
+    ...(w.source === 'stored' ? { failing: w.failing === true } : {}),
     ...(w.failure ? { failure: new Error(w.failure) } : {}),
   }));
 }
