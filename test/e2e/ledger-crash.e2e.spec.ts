@@ -243,7 +243,8 @@ describe.each(testDatabases)('ledger crash safety ($name)', (db: TestDatabase) =
       expect(receiver.requests).toHaveLength(0);
       start('worker', { ...q, worker: true });
       await waitForAll(Array.from({ length: 20 }, (_, n) => n));
-      const jobs = await flavour.open(redisUrl!, q.prefix).getJobs(['completed']);
+      const opened = flavour.open(redisUrl!, q.prefix);
+      const jobs = await opened.getJobs(['completed']).finally(() => opened.close());
       expect(jobs.length).toBeGreaterThan(0);
       for (const job of jobs) {
         expect(job.name).toBe('deliveries');

@@ -7,6 +7,7 @@ import * as api from '../../lib/index.js';
 // list and the README's "Public API" section together.
 const RUNTIME_EXPORTS = [
   'AddThornSubscriberHealth1764170000000',
+  'CreateThornLedger1764180000000',
   'CreateThornSubscriber1764150000000',
   'CreateThornSubscriberVersion1764160000000',
   'DeliveryService',
@@ -25,10 +26,15 @@ const RUNTIME_EXPORTS = [
   'SecurityError',
   'Subscriber',
   'SubscriptionService',
+  'THORN_LEDGER_ENTITIES',
   'THORN_OPTIONS',
   'THORN_QUEUE',
   'THORN_TELEMETRY',
+  'ThornAttempt',
+  'ThornDelivery',
+  'ThornEvent',
   'ThornHealthIndicator',
+  'ThornLedger',
   'ThornModule',
   'WebhookModel',
   'WebhookVerificationError',
