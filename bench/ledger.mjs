@@ -210,7 +210,7 @@ async function backlogDrain(pgUrl, receiver, backlog) {
   await ctx.app.close();
   await receiver.reset();
 
-  global.gc?.();
+  globalThis.gc?.();
   const drain = await boot(pgUrl, {
     subscribers: subscribersOf(receiver.url, 1),
     ledger: { pollInterval: 200, batchSize: 1000 },
