@@ -402,7 +402,11 @@ export function resolveThornOptions(
     if (!OPTION_NAMES.has(key)) throw new Error(messages.badOption(key, value, 'unknown option'));
     if (!Object.hasOwn(o, key)) throw new Error(messages.optionBesideFactory(key));
   }
-  return resolveTable(OPTIONS, o as Record<string, unknown>);
+  const resolved = resolveTable(OPTIONS, o as Record<string, unknown>);
+  // the one check across options: a delivery's claim must outlast its attempt
+  if (resolved.ledger && resolved.ledger.lease <= resolved.timeout + 1000)
+    throw new Error(messages.ledgerLease(resolved.ledger.lease, resolved.timeout));
+  return resolved;
 }
 
 /** Applies defaults to the extras and validates them (other keys are options, checked by `resolveThornOptions`). */

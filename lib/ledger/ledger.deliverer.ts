@@ -40,6 +40,7 @@ export class LedgerDeliverer implements LedgerSink {
   /** Taken deliveries not yet attempted and written. */
   private inflight = 0;
   private readonly capacity: number;
+  private readonly kickEvery: number;
   private readonly running = new Set<Promise<unknown>>();
   private pending: AttemptRecord[] = [];
   private flushing?: Promise<void>;
@@ -57,7 +58,8 @@ export class LedgerDeliverer implements LedgerSink {
   ) {
     this.options = thorn.ledger;
     this.limit = new ConcurrencyLimit(thorn.concurrency);
-    this.capacity = Math.max(this.options.batchSize, 2 * thorn.concurrency);
+    this.capacity = Math.max(4 * this.options.batchSize, 2 * thorn.concurrency);
+    this.kickEvery = Math.max(1, Math.floor(this.capacity / 4));
   }
 
   spare(): number {
@@ -133,7 +135,8 @@ export class LedgerDeliverer implements LedgerSink {
           if (outcome) counts[outcome]++;
         } finally {
           this.inflight--;
-          this.relay.kick();
+          // room for a quarter more: the relay claims a batch (not one query per finished delivery)
+          if (this.inflight % this.kickEvery === 0) this.relay.kick();
         }
       }),
     );

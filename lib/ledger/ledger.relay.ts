@@ -228,14 +228,27 @@ export class LedgerRelay {
   }
 
   private async pruneIfDue(): Promise<void> {
+    if (!this.options.retention || Date.now() - this.lastPrune < PRUNE_EVERY) return;
+    await this.prune();
+  }
+
+  /**
+   * One retention pass (the relay runs one a minute): deletes finished deliveries, their attempts and events older than
+   * `retention`, `batchSize` rows per statement, at most PRUNE_ROUNDS statements; pending deliveries are never
+   * deleted. Returns the rows deleted.
+   */
+  async prune(): Promise<number> {
     const { retention, batchSize } = this.options;
     const now = Date.now();
-    if (!retention || now - this.lastPrune < PRUNE_EVERY) return;
     this.lastPrune = now;
+    let total = 0;
+    if (!retention) return total;
     for (let round = 0; round < PRUNE_ROUNDS && !this.closed; round++) {
       const deleted = await this.store.prune(now - retention, batchSize);
-      if (deleted < batchSize) return;
+      total += deleted;
+      if (deleted < batchSize) break;
     }
+    return total;
   }
 
   private newClaim(): Claim {

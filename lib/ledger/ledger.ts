@@ -44,8 +44,6 @@ export class ThornLedger {
     delivery: DeliveryService,
     subscriptions: SubscriptionStore | null,
   ) {
-    if (options.ledger.lease <= options.timeout + 1000)
-      throw new Error(messages.ledgerLease(options.ledger.lease, options.timeout));
     this.store = createLedgerStore(dataSource);
     this.relay = new LedgerRelay(options.ledger, this.store, recipients, options);
     this.deliverer = new LedgerDeliverer(

@@ -3,6 +3,8 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { DataSource } from 'typeorm';
 import {
   AddThornSubscriberHealth1764170000000,
+  CreateThornLedger1764180000000,
+  THORN_LEDGER_ENTITIES,
   CreateThornSubscriber1764150000000,
   CreateThornSubscriberVersion1764160000000,
   Subscriber,
@@ -122,5 +124,39 @@ describe.each(testDatabases)('the shipped migrations ($name)', (db) => {
     expect(await hasTable('thorn_subscriber')).toBe(false);
     expect(await ds.showMigrations()).toBe(true); // both recorded as not applied any more
     await expect(repo.count()).rejects.toMatchObject(noSuchTable('thorn_subscriber'));
+  });
+  it('creates the ledger tables exactly as its entities expect, with the relay and log indexes, and drops them', async () => {
+    const base = db.options([...THORN_LEDGER_ENTITIES]);
+    const reset = new DataSource({ ...base, synchronize: false, dropSchema: true } as any);
+    await reset.initialize();
+    await reset.destroy();
+    ds = new DataSource({
+      ...base,
+      synchronize: false,
+      dropSchema: false,
+      migrations: [CreateThornLedger1764180000000],
+    } as any);
+    await ds.initialize();
+    expect((await ds.runMigrations()).map((m) => m.name)).toEqual(['CreateThornLedger1764180000000']);
+    const pending = await ds.driver.createSchemaBuilder().log();
+    expect(pending.upQueries.map((q) => q.query)).toEqual([]);
+    expect((await indexNames(ds, 'thorn_delivery')).sort()).toEqual([
+      'IDX_thorn_delivery_due',
+      'IDX_thorn_delivery_event',
+      'IDX_thorn_delivery_finished',
+      'IDX_thorn_delivery_subscription',
+    ]);
+    expect((await indexNames(ds, 'thorn_event')).sort()).toEqual([
+      'IDX_thorn_event_created',
+      'IDX_thorn_event_unfanned',
+    ]);
+    await ds.undoLastMigration();
+    const qr = ds.createQueryRunner();
+    try {
+      for (const t of ['thorn_event', 'thorn_delivery', 'thorn_attempt'])
+        expect([t, await qr.hasTable(t)]).toEqual([t, false]);
+    } finally {
+      await qr.release();
+    }
   });
 });

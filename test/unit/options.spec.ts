@@ -60,6 +60,24 @@ describe('ThornModule options', () => {
     expect(resolveThornOptions({ secretRotationGrace: 0 }).secretRotationGrace).toBe(0);
   });
 
+  it('defaults and resolves the ledger option', () => {
+    expect(resolveThornOptions({}).ledger).toBe(false);
+    const defaults = {
+      pollInterval: 1000,
+      retention: 7 * 24 * 3_600_000,
+      maxResponseBody: 1024,
+      batchSize: 500,
+      lease: 60_000,
+    };
+    expect(resolveThornOptions({ ledger: true }).ledger).toEqual(defaults);
+    expect(resolveThornOptions({ ledger: { batchSize: 50, retention: 0 } }).ledger).toEqual({
+      ...defaults,
+      batchSize: 50,
+      retention: 0,
+    });
+    expect(resolveThornOptions({ ledger: false }).ledger).toBe(false);
+  });
+
   it('merges codecs over the defaults', () => {
     const xml = () => '<x/>';
     const o = resolveThornOptions({ codecs: { 'application/xml': xml } });
@@ -100,6 +118,17 @@ describe('ThornModule options', () => {
     [{ autoDisable: [] }, /"autoDisable" is invalid/],
     [{ onSubscriptionDisabled: 'log' }, /"onSubscriptionDisabled" is invalid.*function/],
     [{ secretRotationGrace: -1 }, /"secretRotationGrace" is invalid.*>= 0/],
+    [{ ledger: 'yes' }, /"ledger" is invalid.*use true, false or an object/],
+    [{ ledger: [] }, /"ledger" is invalid/],
+    [{ ledger: { pollInterval: 0 } }, /"ledger.pollInterval" is invalid.*>= 10/],
+    [{ ledger: { batchSize: 1.5 } }, /"ledger.batchSize" is invalid.*integer >= 1/],
+    [{ ledger: { retention: -1 } }, /"ledger.retention" is invalid.*>= 0/],
+    [{ ledger: { lease: 10 } }, /"ledger.lease" is invalid.*>= 1000/],
+    [
+      { ledger: { lease: 3000 }, timeout: 2500 },
+      /ledger.lease \(3000 ms\) must be longer than timeout \(2500 ms\) plus 1000 ms/,
+    ],
+    [{ ledger: { maxResponsBody: 10 } }, /"ledger.maxResponsBody" is invalid.*unknown ledger option/],
     [{ secretRotationGrace: '1d' }, /"secretRotationGrace" is invalid/],
   ])('rejects %p naming the option', (bad, message) => {
     expect(() => resolveThornOptions(bad as any)).toThrow(message);
