@@ -6,12 +6,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import type { INestApplication, LoggerService } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, connect, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createServer, type Server, type Socket } from 'node:net';
 import { Column, Entity, PrimaryGeneratedColumn, type DataSource } from 'typeorm';
 import {
   blockInternalIps,
@@ -24,6 +20,7 @@ import {
   type ThornModuleOptions,
 } from '../../lib/index.js';
 import { queueFlavours, type QueueFlavour, type TestQueue } from '../fixtures/queues.js';
+import { startRedisOn, stopRedis } from '../fixtures/redis-server.js';
 import { TestReceiver } from '../fixtures/receiver.js';
 
 const redisUrl = process.env.THORN_TEST_REDIS_URL;
@@ -124,37 +121,6 @@ async function silentServer(): Promise<{ port: number; stop: () => Promise<void>
       return new Promise<void>((r) => srv.close(() => r()));
     },
   };
-}
-
-/** A real redis-server on `port` (throwaway dir), resolved once it accepts connections. */
-async function startRedisOn(port: number): Promise<{ child: ChildProcess; dir: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'thorn-redis-down-'));
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
-    { stdio: 'ignore' },
-  );
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), resolve(true)));
-      s.once('error', () => (s.destroy(), resolve(false)));
-    });
-    if (ok) return { child, dir };
-    if (child.exitCode !== null) throw new Error(`redis-server exited (${child.exitCode}) on port ${port}`);
-    if (Date.now() > deadline) throw new Error(`redis-server did not listen on ${port} within 15 s`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function stopRedis(r: { child: ChildProcess; dir: string }): Promise<void> {
-  if (r.child.exitCode === null && r.child.signalCode === null) {
-    const exited = new Promise((res) => r.child.once('exit', res));
-    r.child.kill('SIGKILL');
-    await exited;
-  }
-  rmSync(r.dir, { recursive: true, force: true });
 }
 
 describeRedis.each(queueFlavours)(

@@ -162,10 +162,20 @@ export class QueueDispatcher implements Dispatcher {
           );
           const backoff = this.enqueueBackoff;
           await ledger.store.release(ids, Date.now() + backoff).catch(() => undefined);
-          setTimeout(() => {
+          // try again after the backoff, or as soon as the connection is back, whichever comes first
+          let timer: NodeJS.Timeout | undefined;
+          const retry = () => {
+            clearTimeout(timer);
+            if (this.enqueueBackoff !== backoff) return;
             this.enqueueBackoff = 0;
-            ledger.relay.kick();
-          }, backoff).unref();
+            void ledger.store
+              .release(ids)
+              .catch(() => undefined)
+              .then(() => ledger.relay.kick());
+          };
+          timer = setTimeout(retry, backoff);
+          timer.unref();
+          if (!this.adapter.isReady()) void this.adapter.whenReady().then(retry, () => undefined);
         },
       );
   }
