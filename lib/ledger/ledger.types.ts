@@ -54,13 +54,7 @@ export interface NewDelivery {
 }
 
 /** A claimed delivery: what a sender needs to find its event and recipient. */
-export interface ClaimedDelivery {
-  id: string;
-  eventId: string;
-  event: string;
-  subscriptionId: string;
-  source: 'stored' | 'static' | 'event';
-  url: string;
+export interface ClaimedDelivery extends Omit<NewDelivery, 'claimed'> {
   /** Attempts recorded so far. */
   attempts: number;
 }

@@ -2,81 +2,23 @@
 // delivery (after its last retry), reset by a success, autoDisable with onSubscriptionDisabled once, inactive
 // subscriptions matching nothing, and PATCH /hooks/:id {"active"}.
 import 'reflect-metadata';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import type { INestApplication } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
-import { TypeOrmModule } from '@nestjs/typeorm';
-import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from '@jest/globals';
 import request from 'supertest';
 import {
   EventService,
-  Subscriber,
   SubscriptionService,
-  ThornModule,
   type DisabledReason,
   type ThornModuleOptions,
 } from '../../lib/index.js';
-import { testDatabases } from '../fixtures/databases.js';
-import { queueFlavours, type QueueFlavour } from '../fixtures/queues.js';
-import { TestReceiver } from '../fixtures/receiver.js';
-import { loopback } from '../fixtures/thorn-app.js';
+import { DISPATCHER_CASES, hooksSuite, until } from '../fixtures/hooks-suite.js';
 
-const redisUrl = process.env.THORN_TEST_REDIS_URL;
-if (!redisUrl && process.env.CI)
-  throw new Error('THORN_TEST_REDIS_URL is not set: run the tests with `npm test`');
-
-type Flavour = ['direct', null] | [string, QueueFlavour];
-const DISPATCHERS: Flavour[] = [['direct', null], ...(redisUrl ? queueFlavours : [])];
-const CASES = testDatabases.flatMap((db) => DISPATCHERS.map(([name, flavour]) => ({ db, name, flavour })));
-
-async function until(cond: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-describe.each(CASES)('endpoint health ($name dispatcher, $db.name)', ({ db, flavour }) => {
-  let receiver: TestReceiver;
-  let app: INestApplication | undefined;
-  let prefix: string;
-
-  beforeAll(async () => {
-    receiver = await new TestReceiver().start();
-  });
-  afterAll(() => receiver.stop());
-  beforeEach(() => {
-    prefix = `thorn-health-${randomUUID().slice(0, 8)}`;
-  });
-  afterEach(async () => {
-    await app?.close();
-    app = undefined;
-    receiver.reset();
-    if (flavour) {
-      const q = flavour.open(redisUrl!, prefix);
-      await q.obliterate({ force: true });
-      await q.close();
-    }
-  });
+describe.each(DISPATCHER_CASES)('endpoint health ($name dispatcher, $db.name)', ({ db, flavour }) => {
+  const suite = hooksSuite('thorn-health', db, flavour);
+  const { receiver } = suite;
 
   async function boot(options: ThornModuleOptions = {}) {
-    const moduleRef = await Test.createTestingModule({
-      imports: [
-        TypeOrmModule.forRoot(db.options([Subscriber])),
-        ThornModule.forRoot({
-          ...(flavour ? flavour.connect(redisUrl!, prefix) : {}),
-          recipientValidators: loopback(),
-          getUser: (req: any) => req.headers['x-user'],
-          retryDelay: 10,
-          retryMax: 1,
-          ...options,
-        }),
-      ],
-    }).compile();
-    app = moduleRef.createNestApplication({ logger: false });
-    await app.init();
-    const http = () => request(app!.getHttpServer());
+    const app = await suite.boot({ retryDelay: 10, retryMax: 1, ...options });
+    const http = () => request(app.getHttpServer());
     const events = app.get(EventService);
     const show = async (id: string) =>
       (await http().get(`/hooks/${id}`).set('x-user', 'u1').expect(200)).body;
@@ -190,7 +132,7 @@ describe.each(CASES)('endpoint health ($name dispatcher, $db.name)', ({ db, flav
     expect(receiver.requests.at(-1)!.path).toBe('/ok');
     expect(disabled).toHaveLength(1);
     // the injectable service does the same
-    const service = app!.get(SubscriptionService);
+    const service = suite.app().get(SubscriptionService);
     expect((await service.setActive(bad.id, true))!.active).toBe(true);
     expect(await service.setActive(bad.id, false, { user: 'u2' })).toBeNull();
   });
@@ -211,8 +153,7 @@ describe.each(CASES)('endpoint health ($name dispatcher, $db.name)', ({ db, flav
       }
       expect(await show(bad.id)).toMatchObject({ active: true, disabled_reason: null });
       expect(disabled).toEqual([]);
-      await app!.close();
-      app = undefined;
+      await suite.close();
       receiver.reset();
     }
   });
