@@ -1,7 +1,7 @@
 // `npm run bench`: every scenario next to a baseline measured in the same run. Writes bench/results/latest.json.
 // Starts its own PostgreSQL/Redis (throwaway) and a loopback receiver; bounded in count and time.
 // `node bench/run.mjs <scenario...>` runs some of: direct, axios, save, lookup, bull (the bull and bullmq pipelines),
-// memory, otel, deliveries.
+// memory, otel, ledger, deliveries.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { startReceiver } from './lib.mjs';
@@ -12,9 +12,10 @@ import { deliveriesPage } from './deliveries-page.mjs';
 import { bullPipeline } from './bull-pipeline.mjs';
 import { memory } from './memory.mjs';
 import { otelOverhead } from './otel-overhead.mjs';
+import { ledgerBench } from './ledger.mjs';
 import { startPostgres, startRedis } from '../test/services.mjs';
 
-const SCENARIOS = ['direct', 'axios', 'save', 'lookup', 'deliveries', 'bull', 'memory', 'otel'];
+const SCENARIOS = ['direct', 'axios', 'save', 'lookup', 'deliveries', 'bull', 'memory', 'otel', 'ledger'];
 const only = process.argv.slice(2);
 for (const o of only) {
   if (!SCENARIOS.includes(o)) {
@@ -103,6 +104,11 @@ try {
   if (want('otel')) {
     for (const r of await otelOverhead(receiver)) record(r);
     console.log(`  (otel done at ${elapsed()})`);
+  }
+  if (want('ledger')) {
+    const [p, r] = await Promise.all([postgres(), redisServer()]);
+    for (const row of await ledgerBench({ pgUrl: p.url, redisUrl: r.url, receiver })) record(row);
+    console.log(`  (ledger done at ${elapsed()})`);
   }
 } finally {
   for (const c of cleanups.reverse()) await c();

@@ -23,6 +23,8 @@ import {
   WebhookModel,
   blockInternalIps,
   ensureProtocol,
+  THORN_LEDGER_ENTITIES,
+  ThornLedger,
 } from 'nestjs-thorn';
 import { median, round } from './lib.mjs';
 
@@ -58,7 +60,7 @@ async function boot(dbOptions, thornOptions) {
     imports: [
       TypeOrmModule.forRoot({
         ...dbOptions,
-        entities: [Subscriber, BenchArticle, PlainArticle],
+        entities: [Subscriber, BenchArticle, PlainArticle, ...THORN_LEDGER_ENTITIES],
         synchronize: true,
         dropSchema: true,
       }),
@@ -71,7 +73,13 @@ async function boot(dbOptions, thornOptions) {
   })(App);
   const app = await NestFactory.createApplicationContext(App, { logger: ['error'] });
   const ds = app.get(getDataSourceToken());
-  return { app, ds, emitter: app.get(ModelEventEmitter), events: app.get(EventService) };
+  const ledger = app.get(ThornLedger);
+  // "background dispatch finished": model-event dispatches, and with the ledger its fan-out of the recorded events
+  const idle = async () => {
+    await app.get(ModelEventEmitter).idle();
+    await ledger?.idle();
+  };
+  return { app, ds, emitter: { idle }, events: app.get(EventService) };
 }
 
 /** `n` stored subscriptions to events no bench entity raises (`other<i>.created`, owned by nobody). */
@@ -147,7 +155,9 @@ async function compare(ctx, n, runs, afterRun) {
       addedUs: median(pairs.map((p) => ((p.decorated[key] - p.plain[key]) / n) * 1000)),
       runs: ratios.map((x) => round(x, 3)),
       // this process's CPU time per save, decorated / plain: less sensitive than wall time to other load on the machine
-      cpuRatio: median(pairs.map((p) => p.decorated[`${key.slice(0, 6)}Cpu`] / p.plain[`${key.slice(0, 6)}Cpu`])),
+      cpuRatio: median(
+        pairs.map((p) => p.decorated[`${key.slice(0, 6)}Cpu`] / p.plain[`${key.slice(0, 6)}Cpu`]),
+      ),
     };
   };
   return { insert: summarize('insertMs'), update: summarize('updateMs') };
@@ -176,6 +186,12 @@ export async function saveOverhead(
   }));
   const setups = [
     ['0 matching of 1,000 stored, pattern cache', { dispatcher: 'direct' }, '≤ 1.10', true],
+    [
+      '0 matching of 1,000 stored, ledger on',
+      { dispatcher: 'direct', ledger: { pollInterval: 1000 } },
+      '≤ 1.35',
+      true,
+    ],
     [
       '0 matching of 1,000 stored, no cache (before)',
       { dispatcher: 'direct', subscriptionCacheTtl: 0 },

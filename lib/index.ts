@@ -70,6 +70,7 @@ export {
   type ThornDeliveryStatus,
 } from './ledger/ledger.entities.js';
 export { CreateThornLedger1764180000000 } from './ledger/ledger.migration.js';
+export { ThornLedger } from './ledger/ledger.js';
 export type { LedgerOptions } from './ledger/ledger.types.js';
 export {
   DeliveryLogService,

@@ -5,6 +5,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import type { DataSourceOptions } from 'typeorm';
 import {
   Subscriber,
+  THORN_LEDGER_ENTITIES,
   ThornModule,
   blockInternalIps,
   ensureProtocol,
@@ -25,6 +26,10 @@ export interface SampleConfig {
   dispatcher?: DispatcherOption;
   redisUrl?: string;
   port?: number;
+  /** The delivery ledger (default on; `THORN_LEDGER=false` turns it off). */
+  ledger?: boolean;
+  /** How long (ms) a killed process's claimed deliveries wait before another process takes them (`ledger.lease`). */
+  ledgerLease?: number;
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): SampleConfig {
@@ -34,10 +39,14 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): SampleConfi
     dispatcher: (env.THORN_DISPATCHER as DispatcherOption | undefined) ?? 'direct',
     redisUrl: env.REDIS_URL,
     port: env.PORT ? Number(env.PORT) : 3000,
+    ledger: env.THORN_LEDGER !== 'false',
+    ledgerLease: env.THORN_LEDGER_LEASE ? Number(env.THORN_LEDGER_LEASE) : undefined,
   };
 }
 
-const entities = [User, Account, Author, Tag, Article, Subscriber];
+// the ledger's tables (thorn_event, thorn_delivery, thorn_attempt) are created with the others (synchronize); a real app
+// runs the CreateThornLedger migration instead
+const entities = [User, Account, Author, Tag, Article, Subscriber, ...THORN_LEDGER_ENTITIES];
 
 @Module({})
 export class AppModule {
@@ -63,6 +72,11 @@ export class AppModule {
           timeout: 5_000,
           retryDelay: 2_000,
           retryBackoff: 'exponential',
+          // every event recorded in the save's transaction, every delivery and attempt in the database
+          ledger:
+            config.ledger === false
+              ? false
+              : { pollInterval: 500, ...(config.ledgerLease ? { lease: config.ledgerLease } : {}) },
           // SAMPLE ONLY: the demo's receiver runs on this machine, so loopback targets are allowed here.
           // A real app keeps the default validators (no internal addresses, ports 80/443 only).
           recipientValidators: [

@@ -4,7 +4,9 @@ import { NestFactory } from '@nestjs/core';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { verify } from 'nestjs-thorn';
+import { dirname, join } from 'node:path';
 import { AppModule } from './app.module.js';
+import { runCrashDemo } from './crash-demo.js';
 
 /**
  * `npm run demo`: starts the sample (in-memory SQLite, direct dispatcher) and a local receiver, subscribes the
@@ -135,7 +137,12 @@ export async function runDemo(log: (line: string) => void = console.log): Promis
   return ok;
 }
 
-// run when executed directly (`node .tmp/sample/demo.js`), not when imported by the sample's e2e test
+// run when executed directly (`node .tmp/sample/demo.js`), not when imported by the sample's e2e test; the crash demo
+// runs the built main.js next to this file
 if (process.argv[1]?.endsWith('demo.js')) {
-  void runDemo().then((ok) => process.exit(ok ? 0 : 1));
+  void (async () => {
+    const ok = await runDemo();
+    const recovered = await runCrashDemo(join(dirname(process.argv[1]), 'main.js'));
+    process.exit(ok && recovered ? 0 : 1);
+  })();
 }

@@ -21,7 +21,7 @@ async function main() {
   await app.listen(config.port ?? 3000, '127.0.0.1');
   const log = new Logger('sample');
   log.log(
-    `listening on http://127.0.0.1:${config.port} (${config.databaseUrl ? 'PostgreSQL' : 'SQLite'}, ${config.dispatcher} dispatcher)`,
+    `listening on http://127.0.0.1:${config.port} (${config.databaseUrl ? 'PostgreSQL' : 'SQLite'}, ${config.dispatcher} dispatcher, ledger ${config.ledger === false ? 'off' : 'on'})`,
   );
   log.log(`OpenAPI: /openapi.json, Swagger UI: /docs, health: /health`);
   log.log(`tokens: ${SEEDED_USERS.map((u) => `${u.username} → Bearer ${u.token}`).join(', ')}`);

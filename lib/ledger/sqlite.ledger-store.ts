@@ -10,7 +10,8 @@ interface SqliteDatabase {
     all(...params: unknown[]): Record<string, any>[];
     get(...params: unknown[]): Record<string, any> | undefined;
   };
-  transaction<F extends (...args: any[]) => any>(fn: F): F;
+  /** `.immediate()` begins with BEGIN IMMEDIATE: the write lock up front, so two processes never deadlock upgrading. */
+  transaction<F extends (...args: any[]) => any>(fn: F): F & { immediate: F };
 }
 
 const CLAIMED = 'id, event_id, event, subscription_id, source, url, attempts';
@@ -45,9 +46,11 @@ export class SqliteLedgerStore implements LedgerStore {
     const insert = this.statement(
       'INSERT INTO thorn_event (id, name, payload, sender, meta, created_at) VALUES (?, ?, ?, ?, ?, ?)',
     );
-    this.db.transaction(() => {
-      for (const r of rows) insert.run(r.id, r.name, r.payload, r.sender, r.meta, r.createdAt);
-    })();
+    this.db
+      .transaction(() => {
+        for (const r of rows) insert.run(r.id, r.name, r.payload, r.sender, r.meta, r.createdAt);
+      })
+      .immediate();
   }
 
   unfanned(before: number, limit: number): Promise<EventRecord[]> {
@@ -79,7 +82,7 @@ export class SqliteLedgerStore implements LedgerStore {
     );
     return this.whenIdle(() => {
       const done = new Set<string>();
-      this.db.transaction(() => {
+      this.write(() => {
         for (const p of plans) {
           if (!mark.run(now, p.eventId).changes) continue;
           done.add(p.eventId);
@@ -99,34 +102,38 @@ export class SqliteLedgerStore implements LedgerStore {
             );
           }
         }
-      })();
+      });
       return done;
     });
   }
 
   claimDue(now: number, limit: number, claim: Claim): Promise<ClaimedDelivery[]> {
     return this.whenIdle(() =>
-      this.statement(
-        `UPDATE thorn_delivery SET claim = ?, claimed_until = ?
+      this.write(() =>
+        this.statement(
+          `UPDATE thorn_delivery SET claim = ?, claimed_until = ?
          WHERE id IN (SELECT id FROM thorn_delivery
                       WHERE next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until < ?)
                       ORDER BY next_attempt_at LIMIT ?)
          RETURNING ${CLAIMED}`,
-      )
-        .all(claim.token, claim.until, now, now, limit)
-        .map(toClaimed),
+        )
+          .all(claim.token, claim.until, now, now, limit)
+          .map(toClaimed),
+      ),
     );
   }
 
   renew(ids: string[], claim: Claim): Promise<ClaimedDelivery[]> {
     return this.whenIdle(() =>
-      this.statement(
-        `UPDATE thorn_delivery SET claimed_until = ?
+      this.write(() =>
+        this.statement(
+          `UPDATE thorn_delivery SET claimed_until = ?
          WHERE id IN (SELECT value FROM json_each(?)) AND claim = ? AND next_attempt_at IS NOT NULL
          RETURNING ${CLAIMED}`,
-      )
-        .all(claim.until, JSON.stringify(ids), claim.token)
-        .map(toClaimed),
+        )
+          .all(claim.until, JSON.stringify(ids), claim.token)
+          .map(toClaimed),
+      ),
     );
   }
 
@@ -142,7 +149,7 @@ export class SqliteLedgerStore implements LedgerStore {
        WHERE id = ?`,
     );
     return this.whenIdle(() =>
-      this.db.transaction(() => {
+      this.write(() => {
         for (const a of attempts) {
           if (a.attempted)
             insert.run(
@@ -165,28 +172,30 @@ export class SqliteLedgerStore implements LedgerStore {
             a.deliveryId,
           );
         }
-      })(),
+      }),
     );
   }
 
   release(ids: string[], until?: number): Promise<void> {
-    return this.whenIdle(() => {
-      const list = JSON.stringify(ids);
-      if (until === undefined) {
-        this.statement(
-          'UPDATE thorn_delivery SET claim = NULL, claimed_until = NULL WHERE id IN (SELECT value FROM json_each(?))',
-        ).run(list);
-      } else {
-        this.statement(
-          'UPDATE thorn_delivery SET claimed_until = ? WHERE id IN (SELECT value FROM json_each(?))',
-        ).run(until, list);
-      }
-    });
+    return this.whenIdle(() =>
+      this.write(() => {
+        const list = JSON.stringify(ids);
+        if (until === undefined) {
+          this.statement(
+            'UPDATE thorn_delivery SET claim = NULL, claimed_until = NULL WHERE id IN (SELECT value FROM json_each(?))',
+          ).run(list);
+        } else {
+          this.statement(
+            'UPDATE thorn_delivery SET claimed_until = ? WHERE id IN (SELECT value FROM json_each(?))',
+          ).run(until, list);
+        }
+      }),
+    );
   }
 
   prune(before: number, limit: number): Promise<number> {
     return this.whenIdle(() =>
-      this.db.transaction(() => {
+      this.write(() => {
         const ids = this.statement(
           'SELECT id FROM thorn_delivery WHERE next_attempt_at IS NULL AND updated_at < ? LIMIT ?',
         )
@@ -207,7 +216,7 @@ export class SqliteLedgerStore implements LedgerStore {
              LIMIT ?)`,
         ).run(before, limit).changes;
         return deliveries + events;
-      })(),
+      }),
     );
   }
 
@@ -243,6 +252,11 @@ export class SqliteLedgerStore implements LedgerStore {
 
   private get db(): SqliteDatabase {
     return (this.dataSource.driver as unknown as { databaseConnection: SqliteDatabase }).databaseConnection;
+  }
+
+  /** Runs `fn` in a BEGIN IMMEDIATE transaction (see `transaction`). */
+  private write<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
   }
 
   private statement(sql: string): ReturnType<SqliteDatabase['prepare']> {

@@ -122,7 +122,6 @@ describe.each(testDatabases)('ledger crash safety ($name)', (db: TestDatabase) =
   afterAll(() => receiver.stop());
   beforeEach(async () => {
     receiver.reset();
-    let options: DataSourceOptions;
     if (db.name === 'postgres') {
       schema = `thorn_crash_${randomUUID().slice(0, 8)}`;
       const base = new DataSource({ type: 'postgres', url: process.env.THORN_TEST_PG_URL });
@@ -135,7 +134,7 @@ describe.each(testDatabases)('ledger crash safety ($name)', (db: TestDatabase) =
       dir = mkdtempSync(join(tmpdir(), 'thorn-ledger-'));
       dbOptions = { type: 'better-sqlite3', database: join(dir, 'app.db') };
     }
-    options = {
+    const options = {
       ...dbOptions,
       entities: [Subscriber, ...THORN_LEDGER_ENTITIES],
       synchronize: true,
@@ -243,7 +242,8 @@ describe.each(testDatabases)('ledger crash safety ($name)', (db: TestDatabase) =
       expect(receiver.requests).toHaveLength(0);
       start('worker', { ...q, worker: true });
       await waitForAll(Array.from({ length: 20 }, (_, n) => n));
-      const jobs = await flavour.open(redisUrl!, q.prefix).getJobs(['completed']);
+      const opened = flavour.open(redisUrl!, q.prefix);
+      const jobs = await opened.getJobs(['completed']).finally(() => opened.close());
       expect(jobs.length).toBeGreaterThan(0);
       for (const job of jobs) {
         expect(job.name).toBe('deliveries');

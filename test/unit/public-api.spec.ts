@@ -36,6 +36,7 @@ const RUNTIME_EXPORTS = [
   'ThornDelivery',
   'ThornEvent',
   'ThornHealthIndicator',
+  'ThornLedger',
   'ThornModule',
   'WebhookModel',
   'WebhookVerificationError',
