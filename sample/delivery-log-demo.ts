@@ -110,7 +110,7 @@ export async function runDeliveryLogDemo(log: (line: string) => void = console.l
     });
     const link = page.headers.get('link');
     step(
-      (await page.json()).length === 2 && !!link,
+      ((await page.json()) as unknown[]).length === 2 && !!link,
       `GET …/deliveries?limit=2 → 2 rows, Link: ${link?.replace(/cursor=[^>&]+/, 'cursor=…')}`,
     );
   } catch (err) {
