@@ -1,20 +1,21 @@
 // `npm run bench`: every scenario next to a baseline measured in the same run. Writes bench/results/latest.json.
 // Starts its own PostgreSQL/Redis (throwaway) and a loopback receiver; bounded in count and time.
 // `node bench/run.mjs <scenario...>` runs some of: direct, axios, save, lookup, bull (the bull and bullmq pipelines),
-// memory, otel, ledger.
+// memory, otel, ledger, deliveries.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { startReceiver } from './lib.mjs';
 import { axiosThroughput, directThroughput } from './direct-throughput.mjs';
 import { saveOverhead } from './save-overhead.mjs';
 import { lookupScale } from './lookup-scale.mjs';
+import { deliveriesPage } from './deliveries-page.mjs';
 import { bullPipeline } from './bull-pipeline.mjs';
 import { memory } from './memory.mjs';
 import { otelOverhead } from './otel-overhead.mjs';
 import { ledgerBench } from './ledger.mjs';
 import { startPostgres, startRedis } from '../test/services.mjs';
 
-const SCENARIOS = ['direct', 'axios', 'save', 'lookup', 'bull', 'memory', 'otel', 'ledger'];
+const SCENARIOS = ['direct', 'axios', 'save', 'lookup', 'deliveries', 'bull', 'memory', 'otel', 'ledger'];
 const only = process.argv.slice(2);
 for (const o of only) {
   if (!SCENARIOS.includes(o)) {
@@ -87,6 +88,10 @@ try {
   if (want('lookup')) {
     for (const r of await lookupScale((await postgres()).url)) record(r);
     console.log(`  (lookup done at ${elapsed()})`);
+  }
+  if (want('deliveries')) {
+    for (const r of await deliveriesPage((await postgres()).url)) record(r);
+    console.log(`  (deliveries done at ${elapsed()})`);
   }
   if (want('bull')) {
     for (const r of await bullPipeline({ redisUrl: (await redisServer()).url })) record(r);

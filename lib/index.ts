@@ -72,6 +72,17 @@ export {
 export { CreateThornLedger1764180000000 } from './ledger/ledger.migration.js';
 export { ThornLedger } from './ledger/ledger.js';
 export type { LedgerOptions } from './ledger/ledger.types.js';
+export {
+  DeliveryLogService,
+  type DeliveryLogScope,
+  type DeliveryListOptions,
+  type DeliveryLogEntry,
+  type DeliveryLogAttempt,
+  type DeliveryLogDetails,
+  type DeliveryLogPage,
+  type Redelivery,
+} from './ledger/delivery-log.service.js';
+export { InvalidParameterError } from './pagination.js';
 export type { SigningKeys } from './delivery/request.js';
 export type {
   Recipient,

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { DeliveryService } from './delivery/delivery.service.js';
 import type { DataSource } from 'typeorm';
 import { Dispatcher } from './dispatchers/dispatcher.js';
+import { DeliveryLogService } from './ledger/delivery-log.service.js';
 import { ThornLedger, type LedgerThornOptions } from './ledger/ledger.js';
 import { messages } from './messages.js';
 import { EventService } from './events/event.service.js';
@@ -87,6 +88,13 @@ import { operationsProviders } from './thorn.operations.js';
       ],
     },
     {
+      // the delivery log (SPEC §10) for the app and the /hooks routes; disabled without the ledger
+      provide: DeliveryLogService,
+      useFactory: (o: ResolvedThornOptions, ledger: ThornLedger | null, store: SubscriptionStore | null) =>
+        new DeliveryLogService(ledger, store, o),
+      inject: [THORN_OPTIONS, ThornLedger, SubscriptionStore],
+    },
+    {
       provide: Dispatcher,
       useFactory: (
         o: ResolvedThornOptions,
@@ -111,6 +119,7 @@ import { operationsProviders } from './thorn.operations.js';
     THORN_OPTIONS,
     ThornHealthIndicator,
     ThornLedger,
+    DeliveryLogService,
   ],
 })
 export class ThornModule extends ConfigurableThornModule {}

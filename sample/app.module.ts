@@ -24,6 +24,8 @@ export interface SampleConfig {
   /** SQLite file (default `sample.sqlite`; `:memory:` for tests). */
   sqliteFile?: string;
   dispatcher?: DispatcherOption;
+  /** Retries after a failed attempt (the module's `retryMax`, default 10); the delivery-log demo uses 1. */
+  retryMax?: number;
   redisUrl?: string;
   port?: number;
   /** The delivery ledger (default on; `THORN_LEDGER=false` turns it off). */
@@ -67,6 +69,7 @@ export class AppModule {
         TerminusModule,
         ThornModule.forRoot({
           dispatcher: config.dispatcher ?? 'direct',
+          ...(config.retryMax !== undefined ? { retryMax: config.retryMax } : {}),
           ...(config.dispatcher === 'bull' ? { bull: config.redisUrl ?? 'redis://127.0.0.1:6379' } : {}),
           baseUrl: `http://localhost:${config.port ?? 3000}`,
           timeout: 5_000,

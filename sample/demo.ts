@@ -7,6 +7,7 @@ import { verify } from 'nestjs-thorn';
 import { dirname, join } from 'node:path';
 import { AppModule } from './app.module.js';
 import { runCrashDemo } from './crash-demo.js';
+import { runDeliveryLogDemo } from './delivery-log-demo.js';
 
 /**
  * `npm run demo`: starts the sample (in-memory SQLite, direct dispatcher) and a local receiver, subscribes the
@@ -142,7 +143,8 @@ export async function runDemo(log: (line: string) => void = console.log): Promis
 if (process.argv[1]?.endsWith('demo.js')) {
   void (async () => {
     const ok = await runDemo();
+    const logged = await runDeliveryLogDemo();
     const recovered = await runCrashDemo(join(dirname(process.argv[1]), 'main.js'));
-    process.exit(ok && recovered ? 0 : 1);
+    process.exit(ok && logged && recovered ? 0 : 1);
   })();
 }

@@ -29,8 +29,9 @@ export function installBodyErrorHandler(adapterHost: HttpAdapterHost | undefined
   if (!adapter || adapter.getType?.() !== 'express') return;
   const mount = path.replace(/^\/+|\/+$/g, '');
   if (!mount) return;
-  // `<anything>/<path>` or `<anything>/<path>/<id>`: the global prefix and URI versioning are not known here.
-  const route = new RegExp(`(?:^|/)${escapeRegExp(mount)}(?:/[^/]+)?/?$`);
+  // `<anything>/<path>` and up to 4 segments below (`/<id>/recover`, `/<id>/deliveries/<deliveryId>/redeliver`): the
+  // global prefix and URI versioning are not known here.
+  const route = new RegExp(`(?:^|/)${escapeRegExp(mount)}(?:/[^/]+){0,4}/?$`);
   adapter.use((err: any, req: any, _res: unknown, next: (err?: unknown) => void) => {
     if (!isBodyError(err) || typeof req?.path !== 'string' || !route.test(req.path)) return next(err);
     next(new BadRequestException([bodyErrorMessage(err)], { cause: err }));

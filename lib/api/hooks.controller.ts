@@ -1,4 +1,5 @@
 import {
+  BadRequestException,
   ConflictException,
   Body,
   Delete,
@@ -10,6 +11,7 @@ import {
   Patch,
   Post,
   Put,
+  Query,
   Req,
   Res,
   UseGuards,
@@ -18,6 +20,9 @@ import {
   type ExecutionContext,
 } from '@nestjs/common';
 import type { Repository } from 'typeorm';
+import { DeliveryLogService } from '../ledger/delivery-log.service.js';
+import { InvalidParameterError } from '../pagination.js';
+import { subscriptionKey } from '../subscriptions/subscription-id.js';
 import { SubscriptionService } from '../subscriptions/subscription.service.js';
 import { SubscriptionStore } from '../subscriptions/subscription.store.js';
 import type { Subscriber } from '../subscriptions/subscriber.entity.js';
@@ -32,18 +37,26 @@ import { CreateSubscriptionDto, RotateSecretDto, UpdateSubscriptionDto } from '.
 import {
   collectionUrl,
   detailUrl,
+  requestUrl,
   toSubscriptionJson,
   type SubscriptionJson,
 } from './subscription.mapper.js';
 import { SubscriptionValidationPipe } from './subscription-validation.pipe.js';
+import { listSubscriptions } from './subscription-list.js';
+import { RecoverDto } from './delivery-log.dto.js';
+import {
+  setNextLink,
+  toDeliveryDetailJson,
+  toDeliveryJson,
+  type DeliveryDetailJson,
+  type DeliveryJson,
+} from './delivery.mapper.js';
 import { UserQuota } from './user-quota.js';
 
 /** The requesting user's id (a string), as `HooksGuard` found it. */
 export const HooksUser = createParamDecorator(
   (_data: unknown, ctx: ExecutionContext): string => ctx.switchToHttp().getRequest()[THORN_USER],
 );
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The `/hooks` REST API (SPEC §7): a user's own webhook subscriptions. Not mounted as is: `hooksControllers()` derives
@@ -55,6 +68,7 @@ export class HooksController {
     @Inject(SubscriptionStore) private readonly store: SubscriptionStore,
     @InjectThornOptions() private readonly options: ResolvedThornOptions,
     @Inject(SubscriptionService) private readonly subscriptions: SubscriptionService,
+    @Inject(DeliveryLogService) private readonly log: DeliveryLogService,
   ) {
     this.quota = new UserQuota(store.repository);
   }
@@ -65,12 +79,21 @@ export class HooksController {
     return this.store.repository;
   }
 
-  /** `GET /hooks`: the user's subscriptions, oldest first, without their secrets. */
+  /**
+   * `GET /hooks`: the user's subscriptions, oldest first, without their secrets; `?limit=` (default 50, max 250) at a
+   * time, the next page in the `Link` header.
+   */
   @Get()
-  async list(@HooksUser() user: string, @Req() req: any): Promise<SubscriptionJson[]> {
-    const rows = await this.repository.find({ where: { user }, order: { createdAt: 'ASC', id: 'ASC' } });
+  async list(
+    @HooksUser() user: string,
+    @Query() query: Record<string, unknown>,
+    @Req() req: any,
+    @Res({ passthrough: true }) res: any,
+  ): Promise<SubscriptionJson[]> {
+    const page = await badInput(() => listSubscriptions(this.repository, user, query));
     const base = collectionUrl(req, false);
-    return rows.map((s) => toSubscriptionJson(s, detailUrl(base, s.id)));
+    setNextLink(req, res, page.next, { limit: query.limit as string | undefined });
+    return page.rows.map((s) => toSubscriptionJson(s, detailUrl(base, s.id)));
   }
 
   /** `POST /hooks`: subscribes the user; 201 with `Location` = the new subscription's URL. */
@@ -142,12 +165,93 @@ export class HooksController {
     return this.show(row.id, user, collection.slice(0, collection.lastIndexOf('/')), true);
   }
 
+  /**
+   * `GET /hooks/:id/deliveries`: the subscription's deliveries, newest first; `?status=`, `?limit=` (default 50, max
+   * 250), the next page in the `Link` header (SPEC §10).
+   */
+  @Get(':id/deliveries')
+  async deliveries(
+    @HooksUser() user: string,
+    @Param('id') id: string,
+    @Query() query: Record<string, unknown>,
+    @Req() req: any,
+    @Res({ passthrough: true }) res: any,
+  ): Promise<DeliveryJson[]> {
+    const log = this.deliveryLog();
+    const page = await badInput(() =>
+      log.list(id, {
+        user,
+        limit: query.limit as string | undefined,
+        status: query.status as string | undefined,
+        cursor: query.cursor as string | undefined,
+      }),
+    );
+    if (!page) throw new NotFoundException(hooksMessages.notFound());
+    setNextLink(req, res, page.next, {
+      limit: query.limit as string | undefined,
+      status: query.status as string | undefined,
+    });
+    const base = requestUrl(req);
+    return page.deliveries.map((d) => toDeliveryJson(d, detailUrl(base, d.id)));
+  }
+
+  /** `GET /hooks/:id/deliveries/:deliveryId`: the delivery with `attempt_log` (oldest first) and `payload`. */
+  @Get(':id/deliveries/:deliveryId')
+  async delivery(
+    @HooksUser() user: string,
+    @Param('id') id: string,
+    @Param('deliveryId') deliveryId: string,
+    @Req() req: any,
+  ): Promise<DeliveryDetailJson> {
+    const details = await this.deliveryLog().get(id, deliveryId, { user });
+    if (!details) throw new NotFoundException(hooksMessages.deliveryNotFound());
+    return toDeliveryDetailJson(details, requestUrl(req));
+  }
+
+  /**
+   * `POST /hooks/:id/deliveries/:deliveryId/redeliver`: 202, one more attempt soon (same `Hook-Delivery`, current URL
+   * and secret), whatever its status; answers the delivery as it now is.
+   */
+  @Post(':id/deliveries/:deliveryId/redeliver')
+  @HttpCode(202)
+  async redeliver(
+    @HooksUser() user: string,
+    @Param('id') id: string,
+    @Param('deliveryId') deliveryId: string,
+    @Req() req: any,
+  ): Promise<DeliveryJson> {
+    const done = await this.deliveryLog().redeliver(id, deliveryId, { user });
+    if (!done) throw new NotFoundException(hooksMessages.deliveryNotFound());
+    return toDeliveryJson(done.delivery, requestUrl(req, 1));
+  }
+
+  /** `POST /hooks/:id/recover` `{ "since": ISO-8601 }`: 202 `{ "redelivering": n }`, every failed delivery since then. */
+  @Post(':id/recover')
+  @HttpCode(202)
+  @UseInterceptors(JsonBodyInterceptor)
+  async recover(
+    @HooksUser() user: string,
+    @Param('id') id: string,
+    @Body(SubscriptionValidationPipe) body: RecoverDto,
+  ): Promise<{ redelivering: number }> {
+    const log = this.deliveryLog();
+    const n = await badInput(() => log.recover(id, body.since, { user }));
+    if (n === null) throw new NotFoundException(hooksMessages.notFound());
+    return { redelivering: n };
+  }
+
   /** `DELETE /hooks/:id`: 204, empty body. */
   @Delete(':id')
   @HttpCode(204)
   async remove(@HooksUser() user: string, @Param('id') id: string): Promise<void> {
     const row = await this.find(id, user);
     await this.repository.remove(row);
+  }
+
+  /** The delivery log, or a 404 saying the ledger is off. */
+  private deliveryLog(): DeliveryLogService {
+    if (!this.log.enabled) throw new NotFoundException(hooksMessages.ledgerOff());
+    return this.log;
   }
 
   private async update(
@@ -189,22 +293,19 @@ export class HooksController {
   }
 
   private async find(id: string, user: string): Promise<Subscriber> {
-    const key = this.normaliseId(id);
+    const key = subscriptionKey(this.repository, id);
     const row = key === null ? null : await this.repository.findOneBy({ id: key, user });
     if (!row) throw new NotFoundException(hooksMessages.notFound());
     return row;
   }
+}
 
-  /** The id as the primary column stores it, or null when it can't be one (so no query error becomes a 500). */
-  private normaliseId(id: string): string | null {
-    if (typeof id !== 'string' || id === '' || id.length > 255) return null;
-    const column = this.repository.metadata.primaryColumns[0];
-    if (column && (column.generationStrategy === 'uuid' || column.type === 'uuid')) {
-      return UUID.test(id) ? id.toLowerCase() : null;
-    }
-    if (column && (column.type === Number || /int|serial|numeric|decimal/i.test(String(column.type)))) {
-      return /^\d{1,15}$/.test(id) ? id : null;
-    }
-    return id;
+/** Runs `fn`; an invalid query parameter or argument becomes a 400 naming it. */
+async function badInput<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof InvalidParameterError) throw new BadRequestException([err.message]);
+    throw err;
   }
 }

@@ -2,6 +2,9 @@
 export const hooksMessages = {
   unauthenticated: () => 'authentication required: this route needs a signed-in user',
   notFound: () => 'subscription not found',
+  deliveryNotFound: () => 'delivery not found',
+  ledgerOff: () =>
+    'delivery log not available: the delivery ledger is off (the app sets the ThornModule option ledger to turn it on)',
   quota: (max: number) =>
     `subscription limit reached: a user may hold ${max} subscriptions; delete some first`,
   notJson: () => 'body must be JSON: send Content-Type: application/json',

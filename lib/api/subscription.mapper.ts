@@ -64,12 +64,17 @@ function isoDate(d: Date | string | null | undefined): string | null {
  * routed on, so a global prefix or URI versioning is kept. `withId`: the request path ends in `/:id`.
  */
 export function collectionUrl(req: any, withId: boolean): string {
+  return requestUrl(req, withId ? 1 : 0);
+}
+
+/** The absolute URL of the request (as `collectionUrl`), without its query and its last `drop` path segments. */
+export function requestUrl(req: any, drop = 0): string {
   const protocol = typeof req.protocol === 'string' && req.protocol ? req.protocol : 'http';
   const host = (typeof req.host === 'string' && req.host) || req.headers?.host || 'localhost';
   let path = String(req.originalUrl ?? req.url ?? '/')
     .split(/[?#]/)[0]
     .replace(/\/+$/, '');
-  if (withId) path = path.slice(0, path.lastIndexOf('/'));
+  for (let i = 0; i < drop; i++) path = path.slice(0, path.lastIndexOf('/'));
   return `${protocol}://${host}${path}`;
 }
 

@@ -264,7 +264,11 @@ export class LedgerDeliverer implements LedgerSink {
 
   /** Writes the buffered records (one batch after another); a failed batch is kept and written with the next. */
   private flush(): Promise<void> {
-    this.flushing ??= (async () => {
+    if (this.flushing) return this.flushing;
+    // nothing to write: with an empty buffer the function below would finish (and clear `flushing`) before `flushing`
+    // is assigned, leaving a settled promise there that every later flush() would return without writing anything
+    if (!this.pending.length) return Promise.resolve();
+    this.flushing = (async () => {
       try {
         while (this.pending.length) {
           const batch = this.pending.splice(0, this.options.batchSize);

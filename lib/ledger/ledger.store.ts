@@ -45,6 +45,14 @@ export interface LedgerStore {
   prune(before: number, limit: number): Promise<number>;
   /** When the most overdue pending delivery was due (null: none is due). */
   oldestDue(now: number): Promise<number | null>;
+  /**
+   * Makes delivery `id` of `subscriptionId` pending and due at `now`, whatever its status, unless a live claim holds it
+   * (an attempt is under way: it is not taken from its sender). One conditional statement, so two calls at once never
+   * produce two attempts at once; returns whether the row changed.
+   */
+  redeliver(subscriptionId: string, id: string, now: number): Promise<boolean>;
+  /** `redeliver` for every `failed` delivery of `subscriptionId` created at or after `since`; returns how many. */
+  recover(subscriptionId: string, since: number, now: number): Promise<number>;
 }
 
 /** The store for `dataSource`'s driver: PostgreSQL or better-sqlite3 (the ledger's supported databases). */

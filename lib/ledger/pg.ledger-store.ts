@@ -191,6 +191,31 @@ export class PgLedgerStore implements LedgerStore {
     return rows.length ? Number(rows[0].next_attempt_at) : null;
   }
 
+  async redeliver(subscriptionId: string, id: string, now: number): Promise<boolean> {
+    const [{ n }] = await this.dataSource.query(
+      `WITH u AS (
+         UPDATE ${this.t.delivery} SET status = 'pending', next_attempt_at = $3, updated_at = $3
+         WHERE id = $1 AND subscription_id = $2 AND (claimed_until IS NULL OR claimed_until < $3)
+         RETURNING 1)
+       SELECT count(*)::int AS n FROM u`,
+      [id, subscriptionId, now],
+    );
+    return n > 0;
+  }
+
+  async recover(subscriptionId: string, since: number, now: number): Promise<number> {
+    const [{ n }] = await this.dataSource.query(
+      `WITH u AS (
+         UPDATE ${this.t.delivery} SET status = 'pending', next_attempt_at = $3, updated_at = $3
+         WHERE subscription_id = $1 AND created_at >= $2 AND status = 'failed'
+           AND (claimed_until IS NULL OR claimed_until < $3)
+         RETURNING 1)
+       SELECT count(*)::int AS n FROM u`,
+      [subscriptionId, since, now],
+    );
+    return n;
+  }
+
   /** The rows of an `UPDATE … RETURNING` (TypeORM answers UPDATE and DELETE with `[rows, count]`). */
   private async rows(sql: string, params: unknown[]): Promise<Record<string, any>[]> {
     const result = await this.dataSource.query(sql, params);

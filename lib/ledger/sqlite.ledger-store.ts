@@ -229,6 +229,27 @@ export class SqliteLedgerStore implements LedgerStore {
     });
   }
 
+  redeliver(subscriptionId: string, id: string, now: number): Promise<boolean> {
+    return this.whenIdle(
+      () =>
+        this.statement(
+          `UPDATE thorn_delivery SET status = 'pending', next_attempt_at = ?, updated_at = ?
+           WHERE id = ? AND subscription_id = ? AND (claimed_until IS NULL OR claimed_until < ?)`,
+        ).run(now, now, id, subscriptionId, now).changes > 0,
+    );
+  }
+
+  recover(subscriptionId: string, since: number, now: number): Promise<number> {
+    return this.whenIdle(
+      () =>
+        this.statement(
+          `UPDATE thorn_delivery SET status = 'pending', next_attempt_at = ?, updated_at = ?
+           WHERE subscription_id = ? AND created_at >= ? AND status = 'failed'
+             AND (claimed_until IS NULL OR claimed_until < ?)`,
+        ).run(now, now, subscriptionId, since, now).changes,
+    );
+  }
+
   private get db(): SqliteDatabase {
     return (this.dataSource.driver as unknown as { databaseConnection: SqliteDatabase }).databaseConnection;
   }

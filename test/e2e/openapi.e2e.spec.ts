@@ -69,7 +69,7 @@ describe('OpenAPI document of /hooks (@nestjs/swagger)', () => {
 
   it('lists every route the controller declares, each described with summary, auth and error answers', () => {
     const routes = declaredRoutes('webhooks');
-    expect(routes).toHaveLength(7);
+    expect(routes).toHaveLength(11);
     const documented = Object.entries(doc.paths)
       .flatMap(([path, item]) => Object.keys(item).map((m) => `${m} ${path}`))
       .sort();
@@ -98,7 +98,7 @@ describe('OpenAPI document of /hooks (@nestjs/swagger)', () => {
 
   it('gives each route its status codes and request/response schemas', () => {
     const codes = (m: string, p: string) => Object.keys(op(m, p).responses).sort();
-    expect(codes('get', '/webhooks')).toEqual(['200', '401', '403']);
+    expect(codes('get', '/webhooks')).toEqual(['200', '400', '401', '403']);
     expect(codes('post', '/webhooks')).toEqual(['201', '400', '401', '403', '409']);
     expect(codes('get', '/webhooks/{id}')).toEqual(['200', '401', '403', '404']);
     expect(codes('put', '/webhooks/{id}')).toEqual(['200', '400', '401', '403', '404']);
@@ -161,6 +161,76 @@ describe('OpenAPI document of /hooks (@nestjs/swagger)', () => {
         'user',
       ].sort(),
     );
+  });
+
+  it('describes the delivery-log routes: paging parameters, Link header, delivery and attempt schemas', () => {
+    const codes = (m: string, p: string) => Object.keys(op(m, p).responses).sort();
+    const list = op('get', '/webhooks/{id}/deliveries');
+    expect(codes('get', '/webhooks/{id}/deliveries')).toEqual(['200', '400', '401', '403', '404']);
+    expect(list.responses['200'].content['application/json'].schema).toEqual({
+      type: 'array',
+      items: { $ref: '#/components/schemas/HooksDelivery' },
+    });
+    expect(list.responses['200'].headers.Link).toBeDefined();
+    const query = Object.fromEntries(
+      list.parameters.filter((p: any) => p.in === 'query').map((p: any) => [p.name, p.schema]),
+    );
+    expect(query.limit).toMatchObject({ type: 'integer', minimum: 1, maximum: 250, default: 50 });
+    expect(query.status.enum).toEqual(['pending', 'succeeded', 'failed', 'gone', 'cancelled']);
+    expect(query.cursor).toMatchObject({ type: 'string' });
+    expect(
+      op('get', '/webhooks')
+        .parameters.map((p: any) => p.name)
+        .sort(),
+    ).toEqual(['cursor', 'limit']);
+    expect(op('get', '/webhooks').responses['200'].headers.Link).toBeDefined();
+
+    const one = op('get', '/webhooks/{id}/deliveries/{deliveryId}');
+    expect(codes('get', '/webhooks/{id}/deliveries/{deliveryId}')).toEqual(['200', '401', '403', '404']);
+    expect(one.parameters.map((p: any) => p.name).sort()).toEqual(['deliveryId', 'id']);
+    expect(one.responses['200'].content['application/json'].schema).toEqual({
+      $ref: '#/components/schemas/HooksDeliveryDetail',
+    });
+    expect(codes('post', '/webhooks/{id}/deliveries/{deliveryId}/redeliver')).toEqual([
+      '202',
+      '401',
+      '403',
+      '404',
+    ]);
+    const recover = op('post', '/webhooks/{id}/recover');
+    expect(codes('post', '/webhooks/{id}/recover')).toEqual(['202', '400', '401', '403', '404']);
+    expect(recover.requestBody.content['application/json'].schema).toEqual({
+      $ref: '#/components/schemas/RecoverDto',
+    });
+    const schemas = doc.components!.schemas as Record<string, any>;
+    expect(schemas.RecoverDto.required).toEqual(['since']);
+    expect(Object.keys(schemas.HooksDelivery.properties).sort()).toEqual(
+      [
+        'id',
+        'event',
+        'event_id',
+        'status',
+        'attempts',
+        'response_status',
+        'error',
+        'next_attempt_at',
+        'created_at',
+        'updated_at',
+        'delivery',
+      ].sort(),
+    );
+    expect(Object.keys(schemas.HooksAttempt.properties).sort()).toEqual(
+      ['number', 'started_at', 'duration_ms', 'response_status', 'error', 'response_body'].sort(),
+    );
+    const detail = schemas.HooksDeliveryDetail;
+    const detailProps = detail.allOf
+      ? Object.assign({}, ...detail.allOf.map((x: any) => x.properties ?? {}))
+      : detail.properties;
+    expect(detailProps.attempt_log).toMatchObject({
+      type: 'array',
+      items: { $ref: '#/components/schemas/HooksAttempt' },
+    });
+    expect(detailProps.payload).toMatchObject({ type: 'string' });
   });
 
   it('the schema matches what the API answers', async () => {

@@ -7,9 +7,10 @@ import * as api from '../../lib/index.js';
 // list and the README's "Public API" section together.
 const RUNTIME_EXPORTS = [
   'AddThornSubscriberHealth1764170000000',
-  'CreateThornLedger1764180000000',
   'CreateThornSubscriber1764150000000',
+  'CreateThornLedger1764180000000',
   'CreateThornSubscriberVersion1764160000000',
+  'DeliveryLogService',
   'DeliveryService',
   'DeliveryTimeoutError',
   'Dispatcher',
@@ -17,6 +18,7 @@ const RUNTIME_EXPORTS = [
   'EventService',
   'HOOK_HEADERS',
   'InjectThornOptions',
+  'InvalidParameterError',
   'InvalidUrlError',
   'ModelEvent',
   'ModelEventEmitter',

@@ -6,8 +6,18 @@ import type { Type } from '@nestjs/common';
 import { HMAC_DIGESTS } from '../../delivery/signing.js';
 import { HOOKS_LIMITS } from '../hooks.constants.js';
 import { HooksController } from '../hooks.controller.js';
+import { DELIVERY_STATUSES } from '../../ledger/delivery-log.service.js';
+import { PAGE_LIMITS } from '../../pagination.js';
+import { RecoverDto } from '../delivery-log.dto.js';
 import { CreateSubscriptionDto, RotateSecretDto, UpdateSubscriptionDto } from '../subscription.dto.js';
-import { HooksError, HooksSubscription } from './hooks.schemas.js';
+import {
+  HooksAttempt,
+  HooksDelivery,
+  HooksDeliveryDetail,
+  HooksError,
+  HooksRecovery,
+  HooksSubscription,
+} from './hooks.schemas.js';
 
 type Swagger = typeof import('@nestjs/swagger');
 type Property = Parameters<Swagger['ApiProperty']>[0];
@@ -30,7 +40,45 @@ interface Param {
   description: string;
   type: 'string';
 }
+/** A query parameter of a route (a subset of swagger's `ApiQueryOptions`). */
+interface QueryParam {
+  name: string;
+  description: string;
+  required: false;
+  schema: Record<string, unknown>;
+}
 const ID: Param = { name: 'id', description: 'The subscription id', type: 'string' };
+const DELIVERY_ID: Param = {
+  name: 'deliveryId',
+  description: 'The delivery id (its `Hook-Delivery` header)',
+  type: 'string',
+};
+const LIMIT: QueryParam = {
+  name: 'limit',
+  description: `Page size (default ${PAGE_LIMITS.default})`,
+  required: false,
+  schema: { type: 'integer', minimum: 1, maximum: PAGE_LIMITS.max, default: PAGE_LIMITS.default },
+};
+const CURSOR: QueryParam = {
+  name: 'cursor',
+  description: 'Where the page starts: taken from the `Link` header of the previous page (opaque)',
+  required: false,
+  schema: { type: 'string' },
+};
+const STATUS: QueryParam = {
+  name: 'status',
+  description: 'Only deliveries with this status',
+  required: false,
+  schema: { type: 'string', enum: [...DELIVERY_STATUSES] },
+};
+const LINK = {
+  Link: {
+    description: 'The next page, when there is one: `<url>; rel="next"` (cursor-based, stable under inserts)',
+    schema: { type: 'string' as const },
+  },
+};
+const LEDGER_OFF =
+  'No such subscription of yours or delivery, or the delivery ledger is off (the message says which)';
 const err = (status: number, description: string): Response => ({ status, description, type: HooksError });
 const AUTH = [
   err(401, 'No authenticated user (the app’s getUser found none)'),
@@ -41,6 +89,7 @@ const INVALID = err(
   'Invalid body: the message names the field (event, url, content_type, hmac_secret, …)',
 );
 const NOT_FOUND = err(404, 'No such subscription of yours (unknown, malformed or someone else’s id)');
+const BAD_QUERY = err(400, 'Invalid query parameter: the message names it (limit, cursor, status)');
 const one = (status: number, description: string): Response => ({
   status,
   description,
@@ -48,10 +97,23 @@ const one = (status: number, description: string): Response => ({
 });
 
 /** Each route of `HooksController`: its summary, path parameters and answers. A new route needs an entry here. */
-export const HOOKS_ROUTES: Record<string, { summary: string; params?: Param[]; responses: Response[] }> = {
+export const HOOKS_ROUTES: Record<
+  string,
+  { summary: string; params?: Param[]; query?: QueryParam[]; responses: Response[] }
+> = {
   list: {
-    summary: 'List your webhook subscriptions (oldest first)',
-    responses: [{ status: 200, description: 'Your subscriptions', type: HooksSubscription, isArray: true }],
+    summary: 'List your webhook subscriptions (oldest first, a page at a time)',
+    query: [LIMIT, CURSOR],
+    responses: [
+      {
+        status: 200,
+        description: 'Your subscriptions (without their secrets)',
+        type: HooksSubscription,
+        isArray: true,
+        headers: LINK,
+      },
+      BAD_QUERY,
+    ],
   },
   create: {
     summary: 'Subscribe a URL to an event pattern',
@@ -83,6 +145,53 @@ export const HOOKS_ROUTES: Record<string, { summary: string; params?: Param[]; r
     summary: 'Rotate the secret (the previous one stays valid in webhook-signature for secretRotationGrace)',
     params: [ID],
     responses: [one(200, 'The subscription with its new hmac_secret'), INVALID, NOT_FOUND],
+  },
+  deliveries: {
+    summary:
+      'List the deliveries of a subscription (newest first, a page at a time; needs the delivery ledger)',
+    params: [ID],
+    query: [STATUS, LIMIT, CURSOR],
+    responses: [
+      {
+        status: 200,
+        description: 'Its deliveries',
+        type: HooksDelivery,
+        isArray: true,
+        headers: LINK,
+      },
+      BAD_QUERY,
+      err(404, LEDGER_OFF),
+    ],
+  },
+  delivery: {
+    summary: 'Show one delivery with every attempt (oldest first) and the body as sent',
+    params: [ID, DELIVERY_ID],
+    responses: [
+      { status: 200, description: 'The delivery', type: HooksDeliveryDetail },
+      err(404, LEDGER_OFF),
+    ],
+  },
+  redeliver: {
+    summary:
+      'Attempt a delivery once more soon, whatever its status (same Hook-Delivery, current URL and secret)',
+    params: [ID, DELIVERY_ID],
+    responses: [
+      {
+        status: 202,
+        description: 'Accepted: the delivery as it now is (an attempt under way is not started twice)',
+        type: HooksDelivery,
+      },
+      err(404, LEDGER_OFF),
+    ],
+  },
+  recover: {
+    summary: 'Attempt again every failed delivery of a subscription created since a time',
+    params: [ID],
+    responses: [
+      { status: 202, description: 'Accepted: how many deliveries are attempted again', type: HooksRecovery },
+      err(400, 'Invalid body: since missing, not an ISO-8601 date, or in the future'),
+      err(404, 'No such subscription of yours, or the delivery ledger is off'),
+    ],
   },
   remove: {
     summary: 'Delete a subscription',
@@ -157,6 +266,42 @@ const subscription: Record<string, Property> = {
   subscription: { type: 'string', format: 'uri', description: 'Absolute URL of this subscription' },
 };
 
+const delivery: Record<string, Property> = {
+  id: {
+    type: 'string',
+    format: 'uuid',
+    description: 'Delivery id, sent as `Hook-Delivery` on every attempt',
+  },
+  event: { type: 'string', example: 'article.created' },
+  event_id: { type: 'string', format: 'uuid', description: 'The recorded event (one per send)' },
+  status: { type: 'string', enum: [...DELIVERY_STATUSES] },
+  attempts: { type: 'integer', description: 'Attempts made so far' },
+  response_status: { type: 'integer', nullable: true, description: 'HTTP status of the last attempt' },
+  error: { type: 'string', nullable: true, description: 'Why the last attempt failed' },
+  next_attempt_at: {
+    type: 'string',
+    format: 'date-time',
+    nullable: true,
+    description: 'When it is attempted next (pending only)',
+  },
+  created_at: { type: 'string', format: 'date-time' },
+  updated_at: { type: 'string', format: 'date-time' },
+  delivery: { type: 'string', format: 'uri', description: 'Absolute URL of this delivery' },
+};
+
+const attempt: Record<string, Property> = {
+  number: { type: 'integer', description: '1 for the first attempt' },
+  started_at: { type: 'string', format: 'date-time' },
+  duration_ms: { type: 'integer' },
+  response_status: { type: 'integer', nullable: true },
+  error: { type: 'string', nullable: true, description: 'Network error, timeout or the status answered' },
+  response_body: {
+    type: 'string',
+    nullable: true,
+    description: 'The first `ledger.maxResponseBody` bytes of the answer',
+  },
+};
+
 const error: Record<string, Property> = {
   statusCode: { type: 'integer', example: 400 },
   message: { type: 'string', description: 'What was wrong (names the field for a 400)' },
@@ -208,9 +353,33 @@ function applyOpenApi(swagger: Swagger): void {
   });
   properties(swagger, HooksSubscription, subscription);
   properties(swagger, HooksError, error);
+  properties(swagger, HooksDelivery, delivery);
+  properties(swagger, HooksAttempt, attempt);
+  properties(swagger, HooksDeliveryDetail, {
+    attempt_log: { type: () => HooksAttempt, isArray: true, description: 'Every attempt, oldest first' },
+    payload: { type: 'string', nullable: true, description: 'The request body as sent' },
+  });
+  properties(swagger, HooksRecovery, {
+    redelivering: { type: 'integer', description: 'Failed deliveries attempted again' },
+  });
+  properties(swagger, RecoverDto, {
+    since: {
+      type: 'string',
+      format: 'date-time',
+      required: true,
+      description: 'Failed deliveries created at or after this time (ISO-8601, not in the future)',
+      example: '2025-01-31T12:00:00Z',
+    },
+  });
   swagger.ApiTags(HOOKS_TAG)(HooksController);
   swagger.ApiBearerAuth(HOOKS_SECURITY)(HooksController);
-  swagger.ApiExtraModels(HooksSubscription, HooksError)(HooksController);
+  swagger.ApiExtraModels(
+    HooksSubscription,
+    HooksError,
+    HooksDelivery,
+    HooksDeliveryDetail,
+    HooksAttempt,
+  )(HooksController);
   const proto = HooksController.prototype as unknown as Record<string, unknown>;
   for (const [method, route] of Object.entries(HOOKS_ROUTES)) {
     const descriptor = Object.getOwnPropertyDescriptor(proto, method);
@@ -218,7 +387,8 @@ function applyOpenApi(swagger: Swagger): void {
     const decorate = (d: MethodDecorator) => d(proto, method, descriptor);
     decorate(swagger.ApiOperation({ summary: route.summary }));
     for (const p of route.params ?? []) decorate(swagger.ApiParam(p));
-    if (method === 'create' || method === 'replace' || method === 'patch' || method === 'rotateSecret') {
+    for (const q of route.query ?? []) decorate(swagger.ApiQuery(q));
+    if (['create', 'replace', 'patch', 'rotateSecret', 'recover'].includes(method)) {
       decorate(swagger.ApiConsumes('application/json'));
     }
     for (const r of [...route.responses, ...AUTH]) decorate(swagger.ApiResponse(r));

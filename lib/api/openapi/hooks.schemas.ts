@@ -26,3 +26,39 @@ export class HooksError {
   message!: string;
   error?: string;
 }
+
+/** A delivery as the delivery-log routes return it (`DeliveryJson`). */
+export class HooksDelivery {
+  id!: string;
+  event!: string;
+  event_id!: string;
+  status!: string;
+  attempts!: number;
+  response_status!: number | null;
+  error!: string | null;
+  next_attempt_at!: string | null;
+  created_at!: string;
+  updated_at!: string;
+  delivery!: string;
+}
+
+/** One attempt in `attempt_log`. */
+export class HooksAttempt {
+  number!: number;
+  started_at!: string;
+  duration_ms!: number;
+  response_status!: number | null;
+  error!: string | null;
+  response_body!: string | null;
+}
+
+/** `GET /hooks/:id/deliveries/:deliveryId` (`DeliveryDetailJson`). */
+export class HooksDeliveryDetail extends HooksDelivery {
+  attempt_log!: HooksAttempt[];
+  payload!: string | null;
+}
+
+/** The answer of `POST /hooks/:id/recover`. */
+export class HooksRecovery {
+  redelivering!: number;
+}
