@@ -163,7 +163,6 @@ export class QueueDispatcher implements Dispatcher {
           const backoff = this.enqueueBackoff;
           await ledger.store.release(ids, Date.now() + backoff).catch(() => undefined);
           // try again after the backoff, or as soon as the connection is back, whichever comes first
-          let timer: NodeJS.Timeout | undefined;
           const retry = () => {
             clearTimeout(timer);
             if (this.enqueueBackoff !== backoff) return;
@@ -171,9 +170,9 @@ export class QueueDispatcher implements Dispatcher {
             void ledger.store
               .release(ids)
               .catch(() => undefined)
-              .then(() => ledger.relay.kick());
+              .then(() => ledger.relay.dueAt(Date.now()));
           };
-          timer = setTimeout(retry, backoff);
+          const timer = setTimeout(retry, backoff);
           timer.unref();
           if (!this.adapter.isReady()) void this.adapter.whenReady().then(retry, () => undefined);
         },
