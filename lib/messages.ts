@@ -56,8 +56,8 @@ export const messages = {
     `ledger is on, but the dispatcher is a custom class: the ledger relays through the 'direct', 'bull' and 'bullmq' dispatchers. Use one of those, or turn the ledger off`,
   ledgerTables: (cause: string) =>
     `ledger is on, but its tables are missing (${cause}): run the CreateThornLedger1764180000000 migration, or add THORN_LEDGER_ENTITIES to the DataSource's entities (with synchronize)`,
-  ledgerLease: (lease: number, timeout: number) =>
-    `ledger.lease (${lease} ms) must be longer than timeout (${timeout} ms) plus 1000 ms: a delivery's claim must outlast its attempt`,
+  ledgerLease: (lease: number, attempt: number) =>
+    `ledger.lease (${lease} ms) must be longer than one attempt (${attempt} ms: timeout, times maxRedirects + 1 when allowRedirects is on) plus 1000 ms: a delivery's claim must outlast its attempt`,
   enqueueTimeout: (events: string, ms: number, state: string) =>
     `Cannot queue ${events}: Redis did not accept the job within ${ms} ms (enqueueTimeout): ${state}. Check that Redis is reachable, or raise enqueueTimeout`,
   queueClosed: (dispatcher: string, events: string) =>

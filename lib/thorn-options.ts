@@ -404,8 +404,10 @@ export function resolveThornOptions(
   }
   const resolved = resolveTable(OPTIONS, o as Record<string, unknown>);
   // the one check across options: a delivery's claim must outlast its attempt
-  if (resolved.ledger && resolved.ledger.lease <= resolved.timeout + 1000)
-    throw new Error(messages.ledgerLease(resolved.ledger.lease, resolved.timeout));
+  // (with redirects, every hop of one attempt has its own timeout)
+  const attempt = resolved.timeout * (resolved.allowRedirects ? resolved.maxRedirects + 1 : 1);
+  if (resolved.ledger && resolved.ledger.lease <= attempt + 1000)
+    throw new Error(messages.ledgerLease(resolved.ledger.lease, attempt));
   return resolved;
 }
 

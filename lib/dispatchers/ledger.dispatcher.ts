@@ -1,6 +1,7 @@
 import type { EventEnvelope, SendResult } from '../events/envelope.js';
 import { toJsonSafe } from '../events/payload.js';
 import type { ThornLedger } from '../ledger/ledger.js';
+import type { LedgerEvent } from '../ledger/ledger.event.js';
 import { messages } from '../messages.js';
 import type { Dispatcher } from './dispatcher.js';
 
@@ -20,15 +21,36 @@ export class LedgerDispatcher implements Dispatcher {
     return { event: envelope.name, deliveries: [], recorded: true, eventId: event.record.id };
   }
 
-  /** A buffer flush: every event in one insert. */
+  /**
+   * A buffer flush: every event in one insert. As without the ledger, one event that can't be recorded (refused, or
+   * over `maxPayloadSize`) does not stop the others: they are recorded, then its error is thrown (several: an
+   * AggregateError).
+   */
   async dispatchMany(envelopes: EventEnvelope[]): Promise<SendResult[]> {
-    const events = await this.ledger.record(envelopes.map(checked));
-    return events.map((e) => ({
-      event: e.record.name,
-      deliveries: [],
-      recorded: true,
-      eventId: e.record.id,
-    }));
+    const errors: unknown[] = [];
+    const valid: EventEnvelope[] = [];
+    for (const e of envelopes) {
+      try {
+        valid.push(checked(e));
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    let recorded: LedgerEvent[] = [];
+    try {
+      recorded = await this.ledger.record(valid);
+    } catch (err) {
+      const partial = (err as { recorded?: LedgerEvent[] }).recorded;
+      if (!partial) throw err;
+      recorded = partial;
+      errors.push(err);
+    }
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) {
+      const first = errors[0] instanceof Error ? errors[0].message : String(errors[0]);
+      throw new AggregateError(errors, `${errors.length} of ${envelopes.length} events could not be recorded; first: ${first}`);
+    }
+    return recorded.map((e) => ({ event: e.record.name, deliveries: [], recorded: true, eventId: e.record.id }));
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
 import { ConcurrencyLimit } from '../delivery/concurrency-limit.js';
 import type { AttemptOutcome, DeliveryService } from '../delivery/delivery.service.js';
 import { asError, redactUrl } from '../delivery/io.js';
@@ -45,6 +46,7 @@ export class LedgerDeliverer implements LedgerSink {
   private pending: AttemptRecord[] = [];
   private flushing?: Promise<void>;
   private flushScheduled = false;
+  private retryTimer?: NodeJS.Timeout;
   private closed = false;
   private lastError = 0;
 
@@ -70,11 +72,14 @@ export class LedgerDeliverer implements LedgerSink {
     this.track(this.deliver(work, claim));
   }
 
-  /** A queue job: renews the job's claim on its deliveries (those another claim took since are skipped) and attempts them. */
-  async runClaimed(ids: string[], token: string): Promise<DeliveredCounts> {
+  /**
+   * A queue job: takes over, under a claim of its own, the deliveries the job's claim still holds (those another claim
+   * took since, or a earlier run of this job, are skipped) and attempts them.
+   */
+  async runClaimed(ids: string[], jobToken: string): Promise<DeliveredCounts> {
     if (this.closed) throw new Error('The delivery ledger is shutting down: the job runs again later');
-    const claim = { token, until: Date.now() + this.options.lease };
-    const rows = await this.store.renew(ids, claim);
+    const claim = { token: randomUUID(), until: Date.now() + this.options.lease };
+    const rows = await this.store.renew(ids, jobToken, claim);
     const run = this.deliver(
       rows.map((row) => ({ row })),
       claim,
@@ -83,7 +88,10 @@ export class LedgerDeliverer implements LedgerSink {
     return run;
   }
 
-  /** Waits (at most `ms`) for the attempts under way, then writes what they recorded. */
+  /**
+   * Shutdown: taken deliveries not yet started are not started (their claims are dropped, so the next process takes
+   * them at once); waits (at most `ms`) for the attempts under way, then writes what they recorded.
+   */
   async close(ms: number): Promise<void> {
     this.closed = true;
     let timer: NodeJS.Timeout | undefined;
@@ -118,20 +126,24 @@ export class LedgerDeliverer implements LedgerSink {
       this.relay.kick();
       throw err;
     }
+    const unstarted: string[] = [];
     await Promise.all(
       ready.map(async (item) => {
         try {
           if ('cancelled' in item) {
-            this.cancel(item.row, item.cancelled);
+            this.cancel(item.row, item.cancelled, claim);
             counts.failed++;
             return;
           }
-          const outcome = await this.limit.run(async () =>
+          const outcome = await this.limit.run(async () => {
+            if (this.closed) {
+              unstarted.push(item.row.id);
+              return undefined;
+            }
             // a claim about to expire is left to whoever takes it next (a second sender could overlap otherwise)
-            Date.now() + item.request.settings.timeout + CLAIM_MARGIN > claim.until
-              ? undefined
-              : this.attemptOne(item),
-          );
+            if (Date.now() + this.attemptSpan(item.request) > claim.until) return undefined;
+            return this.attemptOne(item, claim);
+          });
           if (outcome) counts[outcome]++;
         } finally {
           this.inflight--;
@@ -140,11 +152,22 @@ export class LedgerDeliverer implements LedgerSink {
         }
       }),
     );
+    if (unstarted.length) {
+      await this.store
+        .release(unstarted, claim.token)
+        .catch((err) => this.failed('Releasing deliveries at shutdown', err));
+    }
     return counts;
   }
 
+  /** The longest one attempt of `request` can take (every redirect hop has its own timeout), plus a margin. */
+  private attemptSpan(request: DeliveryRequest): number {
+    const hops = this.thorn.allowRedirects ? this.thorn.maxRedirects + 1 : 1;
+    return hops * request.settings.timeout + CLAIM_MARGIN;
+  }
+
   /** One attempt; its record goes to the write buffer. */
-  private async attemptOne({ row, request }: { row: ClaimedDelivery; request: DeliveryRequest }) {
+  private async attemptOne({ row, request }: { row: ClaimedDelivery; request: DeliveryRequest }, claim: Claim) {
     const startedAt = Date.now();
     request.attempts = row.attempts;
     const outcome = await this.delivery.attempt(request);
@@ -159,6 +182,7 @@ export class LedgerDeliverer implements LedgerSink {
           : 'failed';
     this.write({
       deliveryId: row.id,
+      claim: claim.token,
       attempted: true,
       number: request.attempts,
       startedAt,
@@ -231,11 +255,12 @@ export class LedgerDeliverer implements LedgerSink {
     return ready;
   }
 
-  private cancel(row: ClaimedDelivery, why: string): void {
+  private cancel(row: ClaimedDelivery, why: string, claim: Claim): void {
     this.logger.warn(`Delivery ${row.id} of ${row.event} cancelled: ${why}`);
     const now = Date.now();
     this.write({
       deliveryId: row.id,
+      claim: claim.token,
       attempted: false,
       number: row.attempts,
       startedAt: now,
@@ -275,11 +300,25 @@ export class LedgerDeliverer implements LedgerSink {
           try {
             await this.store.record(batch, Date.now());
           } catch (err) {
-            // the database is down: keep the records (bounded) and try again on the next write; until they are
-            // written, their deliveries stay claimed and are attempted again once the claim expires
+            // the database is down: keep the records (bounded) and try again in a second; until they are written,
+            // their deliveries stay claimed, and once a claim expires its delivery is attempted again (a record
+            // written after that changes nothing: its claim no longer holds)
             this.failed('Writing delivery attempts', err);
             const room = 10 * this.options.batchSize - this.pending.length;
-            this.pending.unshift(...batch.slice(0, Math.max(0, room)));
+            const kept = batch.slice(0, Math.max(0, room));
+            if (kept.length < batch.length) {
+              this.logger.error(
+                `${batch.length - kept.length} delivery attempt records dropped (the database is unreachable and ${10 * this.options.batchSize} wait already): those deliveries are attempted again once their claims expire`,
+              );
+            }
+            this.pending.unshift(...kept);
+            if (!this.retryTimer) {
+              this.retryTimer = setTimeout(() => {
+                this.retryTimer = undefined;
+                void this.flush();
+              }, 1000);
+              this.retryTimer.unref();
+            }
             return;
           }
           for (const r of batch) if (r.nextAttemptAt !== null) this.relay.dueAt(r.nextAttemptAt);

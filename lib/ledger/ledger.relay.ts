@@ -39,6 +39,10 @@ const PRUNE_ROUNDS = 20;
 export class LedgerRelay {
   private readonly logger = new Logger('Thorn');
   private readonly woken: LedgerEvent[] = [];
+  /** Ids of the events in `woken` or being fanned out: an event is queued at most once (wake-up and poll may both find it). */
+  private readonly queued = new Set<string>();
+  /** The poll asked for a look at events left behind (done inside the pump, one look at a time). */
+  private lookBack = false;
   private sink?: LedgerSink;
   private running = false;
   private again = false;
@@ -77,9 +81,15 @@ export class LedgerRelay {
 
   /** Events this process recorded are committed: fan them out now. */
   wake(events: LedgerEvent[]): void {
-    if (!events.length || this.closed) return;
-    this.woken.push(...events);
-    this.kick();
+    if (this.closed) return;
+    let added = false;
+    for (const e of events) {
+      if (this.queued.has(e.record.id)) continue;
+      this.queued.add(e.record.id);
+      this.woken.push(e);
+      added = true;
+    }
+    if (added) this.kick();
   }
 
   /** A retry is due at `at`: claim it then (or at the next poll, whichever comes first). */
@@ -118,7 +128,7 @@ export class LedgerRelay {
 
   private poll(): void {
     this.maybeDue = true;
-    void this.leftovers();
+    this.lookBack = true;
     this.kick();
   }
 
@@ -126,8 +136,18 @@ export class LedgerRelay {
     try {
       do {
         this.again = false;
-        while (this.woken.length && !this.closed)
-          await this.fanOut(this.woken.splice(0, this.options.batchSize));
+        if (this.lookBack) {
+          this.lookBack = false;
+          await this.leftovers();
+        }
+        while (this.woken.length && !this.closed) {
+          const batch = this.woken.splice(0, this.options.batchSize);
+          try {
+            await this.fanOut(batch);
+          } finally {
+            for (const e of batch) this.queued.delete(e.record.id);
+          }
+        }
         await this.claimDue();
         await this.pruneIfDue();
       } while (this.again && !this.closed);

@@ -35,12 +35,21 @@ export interface LedgerStore {
   fanOut(plans: FanOutPlan[], now: number, claim: Claim): Promise<Set<string>>;
   /** Claims up to `limit` due deliveries nobody holds (or whose claim expired), most overdue first. */
   claimDue(now: number, limit: number, claim: Claim): Promise<ClaimedDelivery[]>;
-  /** Renews `claim` on those of `ids` it still holds and that are still pending (a queue worker taking its job). */
-  renew(ids: string[], claim: Claim): Promise<ClaimedDelivery[]>;
-  /** Writes attempts and their deliveries' new state; drops the deliveries' claims. */
+  /**
+   * A queue job taking its deliveries: moves those still held by `jobToken` (and pending) to `claim`, a token of this
+   * run, so a re-run of the same job (a stalled worker) or a late enqueue failure no longer matches them.
+   */
+  renew(ids: string[], jobToken: string, claim: Claim): Promise<ClaimedDelivery[]>;
+  /**
+   * Writes attempts and their deliveries' new state, dropping the claim, for the deliveries still held by the claim
+   * each attempt was made under (a late write after the claim was taken over changes nothing).
+   */
   record(attempts: AttemptRecord[], now: number): Promise<void>;
-  /** Drops claims (shutdown: another process may take them at once); or, with `until`, holds them until then. */
-  release(ids: string[], until?: number): Promise<void>;
+  /**
+   * Drops the claim `token` holds on `ids` (shutdown, or deliveries the queue refused), so another process may take them
+   * at once; or, with `until`, keeps holding them until then.
+   */
+  release(ids: string[], token: string, until?: number): Promise<void>;
   /** Deletes up to `limit` finished deliveries (and attempts) updated before `before`, then such events; returns the rows deleted. */
   prune(before: number, limit: number): Promise<number>;
   /** When the most overdue pending delivery was due (null: none is due). */

@@ -77,25 +77,28 @@ export class ThornLedger {
 
   /**
    * Records events. With `manager` they are written through it: inside its transaction they exist once it commits
-   * (and are relayed then), not at all if it rolls back. Without, they are written now and relayed at once.
+   * (and are relayed then), not at all if it rolls back. Without, they are written now and relayed at once. An event
+   * over `maxPayloadSize` is not recorded: the others are, then the first such error is thrown (its `recorded` holds
+   * what was recorded).
    */
   async record(events: EventToRecord[], manager?: EntityManager): Promise<LedgerEvent[]> {
     if (manager && manager.connection !== this.dataSource)
       throw new Error(messages.ledgerForeignManager(events[0]?.name ?? ''));
     const now = Date.now();
-    const recorded = events.map((e) => toLedgerEvent(randomUUID(), e, now));
-    const max = this.options.maxPayloadSize;
-    for (const { record } of recorded) {
-      const size = Buffer.byteLength(record.payload);
-      if (size > max) throw new PayloadError(messages.payloadTooLarge(record.name, size, max));
+    const all = events.map((e) => toLedgerEvent(randomUUID(), e, now));
+    const problems = all.map((e) => this.problem(e));
+    const recorded = all.filter((_, i) => !problems[i]);
+    if (recorded.length) {
+      await this.store.insertEvents(
+        recorded.map((e) => e.record),
+        manager,
+      );
+      const qr = manager?.queryRunner;
+      if (qr?.isTransactionActive) this.commits.hold(qr, recorded);
+      else this.relay.wake(recorded);
     }
-    await this.store.insertEvents(
-      recorded.map((e) => e.record),
-      manager,
-    );
-    const qr = manager?.queryRunner;
-    if (qr?.isTransactionActive) this.commits.hold(qr, recorded);
-    else this.relay.wake(recorded);
+    const first = problems.find((p) => p);
+    if (first) throw Object.assign(first, { recorded });
     return recorded;
   }
 
@@ -103,6 +106,13 @@ export class ThornLedger {
   async idle(): Promise<void> {
     await this.relay.whenIdle();
     await this.deliverer.idle();
+  }
+
+  /** Why `event` can't be recorded (its JSON body is over `maxPayloadSize`), or undefined. */
+  problem(event: LedgerEvent): Error | undefined {
+    const size = Buffer.byteLength(event.record.payload);
+    const max = this.options.maxPayloadSize;
+    return size > max ? new PayloadError(messages.payloadTooLarge(event.record.name, size, max)) : undefined;
   }
 
   /**

@@ -62,6 +62,8 @@ export interface ClaimedDelivery extends Omit<NewDelivery, 'claimed'> {
 /** One attempt's outcome and the delivery's new state, written together. */
 export interface AttemptRecord {
   deliveryId: string;
+  /** The claim the attempt was made under: a process whose claim was taken over since writes nothing. */
+  claim: string;
   /** false: no request was made (the delivery was cancelled); only the delivery's state is written. */
   attempted: boolean;
   /** 1-based attempt number (attempts so far when none was made). */

@@ -101,13 +101,13 @@ export class PgLedgerStore implements LedgerStore {
     return rows.map(toClaimed);
   }
 
-  async renew(ids: string[], claim: Claim): Promise<ClaimedDelivery[]> {
+  async renew(ids: string[], jobToken: string, claim: Claim): Promise<ClaimedDelivery[]> {
     if (!ids.length) return [];
     const rows = await this.rows(
-      `UPDATE ${this.t.delivery} SET claimed_until = $3
+      `UPDATE ${this.t.delivery} SET claim = $3, claimed_until = $4
        WHERE id = ANY($1::varchar[]) AND claim = $2 AND next_attempt_at IS NOT NULL
        RETURNING ${CLAIMED}`,
-      [ids, claim.token, claim.until],
+      [ids, jobToken, claim.token, claim.until],
     );
     return rows.map(toClaimed);
   }
@@ -115,47 +115,50 @@ export class PgLedgerStore implements LedgerStore {
   async record(attempts: AttemptRecord[], now: number): Promise<void> {
     if (!attempts.length) return;
     const col = <K extends keyof AttemptRecord>(k: K) => attempts.map((a) => a[k]);
+    // the attempt rows of the deliveries whose claim still holds, with their new state
     await this.dataSource.query(
-      `WITH a AS (
-         INSERT INTO ${this.t.attempt} (delivery_id, number, started_at, duration_ms, response_status, error, response_body)
-         SELECT v.delivery_id, v.number, v.started_at, v.duration_ms, v.response_status, v.error, v.response_body
-         FROM unnest($1::varchar[], $2::int[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[],
-                     $12::boolean[]) AS v(delivery_id, number, started_at, duration_ms, response_status, error,
-                                         response_body, attempted)
-         WHERE v.attempted
-         ON CONFLICT DO NOTHING
+      `WITH v AS (
+         SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::int[], $4::bigint[], $5::int[], $6::int[],
+                              $7::text[], $8::text[], $9::boolean[], $10::varchar[], $11::bigint[], $12::varchar[])
+           AS v(id, claim, number, started_at, duration_ms, response_status, error, response_body, attempted,
+                status, next_at, url)
+       ), u AS (
+         UPDATE ${this.t.delivery} d
+         SET status = v.status, attempts = GREATEST(d.attempts, v.number), next_attempt_at = v.next_at,
+             claim = NULL, claimed_until = NULL, response_status = v.response_status, error = v.error, url = v.url,
+             updated_at = $13
+         FROM v WHERE d.id = v.id AND d.claim = v.claim
+         RETURNING d.id
        )
-       UPDATE ${this.t.delivery} d
-       SET status = v.status, attempts = GREATEST(d.attempts, v.number), next_attempt_at = v.next_at,
-           claim = NULL, claimed_until = NULL, response_status = v.response_status, error = v.error, url = v.url,
-           updated_at = $8
-       FROM unnest($1::varchar[], $2::int[], $5::int[], $6::text[], $9::varchar[], $10::bigint[], $11::varchar[])
-            AS v(id, number, response_status, error, status, next_at, url)
-       WHERE d.id = v.id`,
+       INSERT INTO ${this.t.attempt} (delivery_id, number, started_at, duration_ms, response_status, error, response_body)
+       SELECT v.id, v.number, v.started_at, v.duration_ms, v.response_status, v.error, v.response_body
+       FROM v WHERE v.attempted AND v.id IN (SELECT id FROM u)
+       ON CONFLICT DO NOTHING`,
       [
         col('deliveryId'),
+        col('claim'),
         col('number'),
         col('startedAt'),
         col('durationMs'),
         col('responseStatus'),
         col('error'),
         col('responseBody'),
-        now,
+        col('attempted'),
         col('status'),
         col('nextAttemptAt'),
         col('url'),
-        col('attempted'),
+        now,
       ],
     );
   }
 
-  async release(ids: string[], until?: number): Promise<void> {
+  async release(ids: string[], token: string, until?: number): Promise<void> {
     if (!ids.length) return;
     await this.dataSource.query(
       until === undefined
-        ? `UPDATE ${this.t.delivery} SET claim = NULL, claimed_until = NULL WHERE id = ANY($1::varchar[])`
-        : `UPDATE ${this.t.delivery} SET claimed_until = $2 WHERE id = ANY($1::varchar[])`,
-      until === undefined ? [ids] : [ids, until],
+        ? `UPDATE ${this.t.delivery} SET claim = NULL, claimed_until = NULL WHERE id = ANY($1::varchar[]) AND claim = $2`
+        : `UPDATE ${this.t.delivery} SET claimed_until = $3 WHERE id = ANY($1::varchar[]) AND claim = $2`,
+      until === undefined ? [ids, token] : [ids, token, until],
     );
   }
 

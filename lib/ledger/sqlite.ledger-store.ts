@@ -123,45 +123,36 @@ export class SqliteLedgerStore implements LedgerStore {
     );
   }
 
-  renew(ids: string[], claim: Claim): Promise<ClaimedDelivery[]> {
+  renew(ids: string[], jobToken: string, claim: Claim): Promise<ClaimedDelivery[]> {
     return this.whenIdle(() =>
       this.write(() =>
         this.statement(
-          `UPDATE thorn_delivery SET claimed_until = ?
-         WHERE id IN (SELECT value FROM json_each(?)) AND claim = ? AND next_attempt_at IS NOT NULL
-         RETURNING ${CLAIMED}`,
+          `UPDATE thorn_delivery SET claim = ?, claimed_until = ?
+           WHERE id IN (SELECT value FROM json_each(?)) AND claim = ? AND next_attempt_at IS NOT NULL
+           RETURNING ${CLAIMED}`,
         )
-          .all(claim.until, JSON.stringify(ids), claim.token)
+          .all(claim.token, claim.until, JSON.stringify(ids), jobToken)
           .map(toClaimed),
       ),
     );
   }
 
   record(attempts: AttemptRecord[], now: number): Promise<void> {
+    const update = this.statement(
+      `UPDATE thorn_delivery SET status = ?, attempts = max(attempts, ?), next_attempt_at = ?, claim = NULL,
+              claimed_until = NULL, response_status = ?, error = ?, url = ?, updated_at = ?
+       WHERE id = ? AND claim = ?`,
+    );
     const insert = this.statement(
       `INSERT OR IGNORE INTO thorn_attempt (delivery_id, number, started_at, duration_ms, response_status, error,
                                             response_body)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     );
-    const update = this.statement(
-      `UPDATE thorn_delivery SET status = ?, attempts = max(attempts, ?), next_attempt_at = ?, claim = NULL,
-              claimed_until = NULL, response_status = ?, error = ?, url = ?, updated_at = ?
-       WHERE id = ?`,
-    );
     return this.whenIdle(() =>
       this.write(() => {
         for (const a of attempts) {
-          if (a.attempted)
-            insert.run(
-              a.deliveryId,
-              a.number,
-              a.startedAt,
-              a.durationMs,
-              a.responseStatus,
-              a.error,
-              a.responseBody,
-            );
-          update.run(
+          // only while the claim the attempt was made under still holds the delivery
+          const held = update.run(
             a.status,
             a.number,
             a.nextAttemptAt,
@@ -170,24 +161,27 @@ export class SqliteLedgerStore implements LedgerStore {
             a.url,
             now,
             a.deliveryId,
-          );
+            a.claim,
+          ).changes;
+          if (held && a.attempted)
+            insert.run(a.deliveryId, a.number, a.startedAt, a.durationMs, a.responseStatus, a.error, a.responseBody);
         }
       }),
     );
   }
 
-  release(ids: string[], until?: number): Promise<void> {
+  release(ids: string[], token: string, until?: number): Promise<void> {
     return this.whenIdle(() =>
       this.write(() => {
         const list = JSON.stringify(ids);
         if (until === undefined) {
           this.statement(
-            'UPDATE thorn_delivery SET claim = NULL, claimed_until = NULL WHERE id IN (SELECT value FROM json_each(?))',
-          ).run(list);
+            'UPDATE thorn_delivery SET claim = NULL, claimed_until = NULL WHERE id IN (SELECT value FROM json_each(?)) AND claim = ?',
+          ).run(list, token);
         } else {
           this.statement(
-            'UPDATE thorn_delivery SET claimed_until = ? WHERE id IN (SELECT value FROM json_each(?))',
-          ).run(until, list);
+            'UPDATE thorn_delivery SET claimed_until = ? WHERE id IN (SELECT value FROM json_each(?)) AND claim = ?',
+          ).run(until, list, token);
         }
       }),
     );

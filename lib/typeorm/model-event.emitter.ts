@@ -102,23 +102,25 @@ export class ModelEventEmitter implements OnModuleInit, BeforeApplicationShutdow
   }
 
   /**
-   * With the ledger: records the built events it covers at once, through `qr`'s transaction for those that honor it
-   * (their rows commit or roll back with the change; the ledger relays them after the commit), and returns the others
-   * (events with their own `dispatcher`) for the hold-or-send decision. A failed insert fails the hook, so the change
-   * never commits without its events.
+   * With the ledger: records the built events it covers, through the hook's own connection, and returns the rest for
+   * the hold-or-send decision. Inside a transaction an event that honors it is written in it (its row commits or rolls
+   * back with the change; the ledger relays it after the commit) and one that does not is returned too: it is recorded
+   * in the background after the hook, on another connection (awaiting a second pool connection inside a hook would
+   * deadlock a full pool). Outside a transaction it is written at once on the same connection. A failed insert fails
+   * the hook, so a change never commits without its events. Events with their own `dispatcher` are returned as well.
    */
   private async recordFirst(
     qr: QueryRunner | undefined,
     build: () => Promise<PreparedModelEvent[]>,
   ): Promise<PreparedModelEvent[]> {
     const others: PreparedModelEvent[] = [];
+    const inTransaction = !!qr?.isTransactionActive;
     for (const e of await build()) {
-      if (!this.events.recordsInLedger(e.eventOptions)) {
+      if (!this.events.recordsInLedger(e.eventOptions) || (inTransaction && !e.honors)) {
         others.push(e);
         continue;
       }
-      const manager = e.honors && qr?.isTransactionActive ? qr.manager : undefined;
-      await this.events.sendBody(e.name, e.body, e.eventOptions, { ...e.sendOptions, manager });
+      await this.events.sendBody(e.name, e.body, e.eventOptions, { ...e.sendOptions, manager: qr?.manager });
     }
     return others;
   }

@@ -1,10 +1,27 @@
 import 'reflect-metadata';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
-import { ModelEvent, PayloadError, THORN_LEDGER_ENTITIES, type ThornModuleOptions } from '../../lib/index.js';
+import { Test } from '@nestjs/testing';
+import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
+import { Column, DataSource, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import {
+  ModelEvent,
+  PayloadError,
+  THORN_LEDGER_ENTITIES,
+  THORN_OPTIONS,
+  ThornModule,
+  type ThornModuleOptions,
+} from '../../lib/index.js';
 import { ThornLedger } from '../../lib/ledger/ledger.js';
+import { fromRecord } from '../../lib/ledger/ledger.event.js';
 import { testDatabases } from '../fixtures/databases.js';
-import { bootModelApp, createSchema, messages, type ModelApp } from '../fixtures/model-app.js';
+import {
+  bootModelApp,
+  createSchema,
+  loopback,
+  messages,
+  modelDbOptions,
+  type ModelApp,
+} from '../fixtures/model-app.js';
 import { TestReceiver } from '../fixtures/receiver.js';
 
 const SCHEMA = 'thorn_ledger';
@@ -289,6 +306,192 @@ describe.each(testDatabases)(
         expect(plans[0]).toMatch(/IDX_thorn_delivery_due/);
         expect(plans[1]).toMatch(/IDX_thorn_event_unfanned/);
         expect(plans[3]).toMatch(/IDX_thorn_delivery_finished/);
+      });
+    }
+  },
+);
+
+describe.each(testDatabases)(
+  'delivery ledger under stress: claims, duplicates, shutdown, buffers ($name)',
+  (db) => {
+    const receiver = new TestReceiver();
+    let t: ModelApp | undefined;
+    const q = (table: string) => (db.name === 'postgres' ? `"${SCHEMA}".${table}` : table);
+    beforeAll(async () => {
+      await receiver.start();
+      await createSchema(db, SCHEMA);
+    });
+    afterAll(() => receiver.stop());
+    beforeEach(() => receiver.reset());
+    afterEach(async () => {
+      await t?.close();
+      t = undefined;
+    });
+    const boot = (extra: ThornModuleOptions = {}) =>
+      bootModelApp(db, SCHEMA, [Memo, ...THORN_LEDGER_ENTITIES], {
+        subscribers: { 'plain.#': `${receiver.url}/plain` },
+        ...extra,
+      });
+
+    it('an event is fanned out once even when polls pile up behind a long transaction (one delivery row, its id on the wire)', async () => {
+      t = await boot({ ledger: { pollInterval: 20 } });
+      // events recorded while a transaction stays open for longer than many polls
+      await t.dataSource.transaction(async (m) => {
+        await m.save(Memo, { text: 'long' });
+        for (let i = 0; i < 5; i++) await t!.events.send('plain.piled', { i });
+        await new Promise((r) => setTimeout(r, 400));
+      });
+      await receiver.waitFor(5);
+      await t.app.get(ThornLedger).idle();
+      await new Promise((r) => setTimeout(r, 200));
+      const rows = await t.dataSource.query(`SELECT id, status FROM ${q('thorn_delivery')}`);
+      expect(rows).toHaveLength(5);
+      expect(new Set(receiver.requests.map((r) => r.headers['hook-delivery']))).toEqual(
+        new Set(rows.map((r: any) => r.id)),
+      );
+      expect(receiver.requests).toHaveLength(5);
+    });
+
+    it('the same event woken twice at once (a commit and a poll) is fanned out once, under the id on the wire', async () => {
+      t = await boot({ ledger: { pollInterval: 60_000 } });
+      const ledger = t.app.get(ThornLedger);
+      const now = Date.now();
+      const ph = (n: number) =>
+        Array.from({ length: n }, (_, i) => (db.name === 'postgres' ? `$${i + 1}` : '?')).join(', ');
+      await t.dataSource.query(
+        `INSERT INTO ${q('thorn_event')} (id, name, payload, created_at) VALUES (${ph(4)})`,
+        ['e-twice', 'plain.twice', '{"n":1}', now],
+      );
+      const [record] = await ledger.store.events(['e-twice']);
+      const event = fromRecord(record, t.app.get(THORN_OPTIONS));
+      ledger.relay.wake([event, event]);
+      await receiver.waitFor(1);
+      await ledger.idle();
+      const rows = await t.dataSource.query(
+        `SELECT id FROM ${q('thorn_delivery')} WHERE event_id = 'e-twice'`,
+      );
+      expect(rows).toHaveLength(1);
+      expect(receiver.requests.map((r) => r.headers['hook-delivery'])).toEqual([rows[0].id]);
+    });
+
+    it('a late attempt record changes nothing once another claim holds the delivery; a release only drops its own claim', async () => {
+      t = await boot({ ledger: { pollInterval: 60_000 }, dispatcher: 'direct' });
+      const ledger = t.app.get(ThornLedger);
+      const now = Date.now();
+      const ph = (n: number) =>
+        Array.from({ length: n }, (_, i) => (db.name === 'postgres' ? `$${i + 1}` : '?')).join(', ');
+      await t.dataSource.query(
+        `INSERT INTO ${q('thorn_delivery')} (id, event_id, event, subscription_id, source, url, status, attempts, next_attempt_at, created_at, updated_at) VALUES (${ph(11)})`,
+        ['d1', 'e1', 'plain.x', 's', 'static', 'http://x/', 'pending', 0, now - 1000, now, now],
+      );
+      const [a] = await ledger.store.claimDue(now, 10, { token: 'A', until: now + 10 });
+      expect(a.id).toBe('d1');
+      // A's claim expired; B takes the delivery
+      const [b] = await ledger.store.claimDue(now + 20, 10, { token: 'B', until: now + 60_000 });
+      expect(b.id).toBe('d1');
+      const attempt = (claim: string, status: 'failed' | 'succeeded', responseStatus: number) => ({
+        deliveryId: 'd1',
+        claim,
+        attempted: true,
+        number: 1,
+        startedAt: now,
+        durationMs: 5,
+        responseStatus,
+        error: null,
+        responseBody: null,
+        status,
+        nextAttemptAt: null,
+        url: 'http://x/',
+      });
+      await ledger.store.record([attempt('A', 'failed', 500)], now + 30);
+      await ledger.store.release(['d1'], 'A');
+      let [row] = await t.dataSource.query(
+        `SELECT status, claim FROM ${q('thorn_delivery')} WHERE id = 'd1'`,
+      );
+      expect(row).toEqual({ status: 'pending', claim: 'B' });
+      expect(await t.dataSource.query(`SELECT * FROM ${q('thorn_attempt')}`)).toEqual([]);
+      await ledger.store.record([attempt('B', 'succeeded', 200)], now + 40);
+      [row] = await t.dataSource.query(`SELECT status, claim FROM ${q('thorn_delivery')} WHERE id = 'd1'`);
+      expect(row).toEqual({ status: 'succeeded', claim: null });
+      const attempts = await t.dataSource.query(`SELECT response_status FROM ${q('thorn_attempt')}`);
+      expect(attempts).toEqual([{ response_status: 200 }]);
+    });
+
+    it('one refused event in a buffer loses only itself: the others are recorded and delivered', async () => {
+      t = await boot({ ledger: { pollInterval: 100 } });
+      await expect(
+        t.events.bufferEvents(async () => {
+          for (let i = 0; i < 3; i++) await t!.events.send('plain.ok', { i });
+          await t!.events.send('plain.refused', {}, { onSuccess: () => undefined });
+          await t!.events.send('plain.ok', { i: 3 });
+        }),
+      ).rejects.toThrow('Cannot record "plain.refused" in the delivery ledger');
+      await receiver.waitFor(4);
+      expect(receiver.requests.map((r) => r.json().i).sort()).toEqual([0, 1, 2, 3]);
+    });
+
+    if (db.name === 'postgres') {
+      it('after app.close() nothing more is sent; taken deliveries not yet started are released for the next process', async () => {
+        t = await boot({ ledger: { pollInterval: 100 }, concurrency: 1, timeout: 2000 });
+        receiver.reply = () => ({ status: 200, delayMs: 300 });
+        for (let i = 0; i < 6; i++) await t.events.send('plain.slow', { i });
+        await receiver.waitFor(1);
+        await t.close();
+        t = undefined;
+        const atClose = receiver.requests.length;
+        await new Promise((r) => setTimeout(r, 800));
+        expect(receiver.requests.length).toBe(atClose);
+        const check = new DataSource({ type: 'postgres', url: process.env.THORN_TEST_PG_URL });
+        await check.initialize();
+        try {
+          const rows = await check.query(
+            `SELECT status, claim FROM ${q('thorn_delivery')} ORDER BY created_at`,
+          );
+          const pending = rows.filter((r: any) => r.status === 'pending');
+          expect(pending.length).toBeGreaterThan(0);
+          // released: the next process takes them at once, not after the lease
+          expect(pending.every((r: any) => r.claim === null)).toBe(true);
+          expect(rows.length - pending.length).toBe(atClose);
+        } finally {
+          await check.destroy();
+        }
+      });
+
+      it('signalHonorsTransaction: false events do not hold a second pool connection inside the hook (no deadlock on a full pool)', async () => {
+        @Entity()
+        @ModelEvent('loose.created', { on: 'create', signalHonorsTransaction: false })
+        class Loose {
+          @PrimaryGeneratedColumn() id!: number;
+          @Column() text!: string;
+        }
+        const moduleRef = await Test.createTestingModule({
+          imports: [
+            TypeOrmModule.forRoot({
+              ...modelDbOptions(db, SCHEMA, [Loose, ...THORN_LEDGER_ENTITIES]),
+              extra: { max: 3 },
+            } as any),
+            ThornModule.forRoot({
+              recipientValidators: loopback(),
+              ledger: { pollInterval: 100 },
+              subscribers: { 'loose.#': `${receiver.url}/loose` },
+            }),
+          ],
+        }).compile();
+        const app = moduleRef.createNestApplication({ logger: false });
+        await app.init();
+        try {
+          const repo = app.get<DataSource>(getDataSourceToken()).getRepository(Loose);
+          // as many concurrent saves as the pool has connections, each in its own transaction
+          const saves = Promise.all(Array.from({ length: 3 }, (_, i) => repo.save({ text: `l${i}` })));
+          let timer: NodeJS.Timeout | undefined;
+          const stuck = new Promise(
+            (_, reject) => (timer = setTimeout(() => reject(new Error('saves deadlocked')), 5000)),
+          );
+          await Promise.race([saves, stuck]).finally(() => clearTimeout(timer));
+          await receiver.waitFor(3);
+        } finally {
+          await app.close();
+        }
       });
     }
   },

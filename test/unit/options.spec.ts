@@ -126,7 +126,11 @@ describe('ThornModule options', () => {
     [{ ledger: { lease: 10 } }, /"ledger.lease" is invalid.*>= 1000/],
     [
       { ledger: { lease: 3000 }, timeout: 2500 },
-      /ledger.lease \(3000 ms\) must be longer than timeout \(2500 ms\) plus 1000 ms/,
+      /ledger.lease \(3000 ms\) must be longer than one attempt \(2500 ms/,
+    ],
+    [
+      { ledger: { lease: 10_000 }, timeout: 3000, allowRedirects: true, maxRedirects: 3 },
+      /ledger.lease \(10000 ms\) must be longer than one attempt \(12000 ms/,
     ],
     [{ ledger: { maxResponsBody: 10 } }, /"ledger.maxResponsBody" is invalid.*unknown ledger option/],
     [{ secretRotationGrace: '1d' }, /"secretRotationGrace" is invalid/],

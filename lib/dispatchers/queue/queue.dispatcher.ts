@@ -161,14 +161,14 @@ export class QueueDispatcher implements Dispatcher {
             `${ids.length} deliveries wait in the ledger: ${(err as Error).message} (claimed again in ${this.enqueueBackoff} ms)`,
           );
           const backoff = this.enqueueBackoff;
-          await ledger.store.release(ids, Date.now() + backoff).catch(() => undefined);
+          await ledger.store.release(ids, claim.token, Date.now() + backoff).catch(() => undefined);
           // try again after the backoff, or as soon as the connection is back, whichever comes first
           const retry = () => {
             clearTimeout(timer);
             if (this.enqueueBackoff !== backoff) return;
             this.enqueueBackoff = 0;
             void ledger.store
-              .release(ids)
+              .release(ids, claim.token)
               .catch(() => undefined)
               .then(() => ledger.relay.dueAt(Date.now()));
           };
