@@ -36,21 +36,27 @@ export class LedgerDispatcher implements Dispatcher {
         errors.push(err);
       }
     }
-    let recorded: LedgerEvent[] = [];
-    try {
-      recorded = await this.ledger.record(valid);
-    } catch (err) {
+    const recorded = await this.ledger.record(valid).catch((err: unknown) => {
+      // over maxPayloadSize: the others were recorded
       const partial = (err as { recorded?: LedgerEvent[] }).recorded;
       if (!partial) throw err;
-      recorded = partial;
       errors.push(err);
-    }
+      return partial;
+    });
     if (errors.length === 1) throw errors[0];
     if (errors.length > 1) {
       const first = errors[0] instanceof Error ? errors[0].message : String(errors[0]);
-      throw new AggregateError(errors, `${errors.length} of ${envelopes.length} events could not be recorded; first: ${first}`);
+      throw new AggregateError(
+        errors,
+        `${errors.length} of ${envelopes.length} events could not be recorded; first: ${first}`,
+      );
     }
-    return recorded.map((e) => ({ event: e.record.name, deliveries: [], recorded: true, eventId: e.record.id }));
+    return recorded.map((e) => ({
+      event: e.record.name,
+      deliveries: [],
+      recorded: true,
+      eventId: e.record.id,
+    }));
   }
 
   async close(): Promise<void> {
