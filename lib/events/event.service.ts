@@ -20,6 +20,7 @@ import { Event, type EventOptions, type SendOptions } from './event.js';
 import { bufferStorage, EventBuffer, type BufferOptions, type HeldEvent } from './event-buffer.js';
 import { toJsonSafe } from './payload.js';
 import { activateEventService, deactivateEventService } from './runtime.js';
+import { logError } from '../telemetry/log-fields.js';
 
 /** Sends events: `send()`, `event()`, `subscribersFor()`, `bufferEvents()`. Injectable anywhere. */
 @Injectable()
@@ -132,7 +133,7 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
     } catch (err) {
       await buffer
         .close()
-        .catch((e) => this.logger.error(`Flushing buffered events failed: ${(e as Error).message}`));
+        .catch((e) => this.logger.error(`Flushing buffered events failed: ${logError(e)}`));
       throw err;
     }
     await buffer.close();

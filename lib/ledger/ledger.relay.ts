@@ -1,8 +1,9 @@
 import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { asError, redactUrl } from '../delivery/io.js';
+import { redactUrl } from '../delivery/io.js';
 import type { Recipient } from '../delivery/request.js';
 import type { RecipientResolver } from '../subscriptions/recipient.resolver.js';
+import { logError, logLine, type LogIds } from '../telemetry/log-fields.js';
 import type { DeliverySettings } from '../thorn-options.js';
 import { fromRecord, type LedgerEvent } from './ledger.event.js';
 import type { Claim, FanOutPlan, LedgerStore } from './ledger.store.js';
@@ -169,7 +170,10 @@ export class LedgerRelay {
           return { event, recipients: await this.recipients.resolve(event.query) };
         } catch (err) {
           // the subscription store is unreachable: the event stays recorded, the poll fans it out later
-          this.failed(`Recipients of ${event.record.name} (event ${event.record.id})`, err);
+          this.failed('Resolving the recipients of an event', err, {
+            event: event.record.name,
+            eventId: event.record.id,
+          });
           return undefined;
         }
       }),
@@ -218,7 +222,7 @@ export class LedgerRelay {
         try {
           events.push(fromRecord(row, this.settings));
         } catch (err) {
-          this.failed(`Event ${row.id} (${row.name}) cannot be read back`, err);
+          this.failed('Reading an event back', err, { event: row.name, eventId: row.id });
         }
       }
       this.wake(events);
@@ -243,12 +247,12 @@ export class LedgerRelay {
   }
 
   /** Logs a failure; the same kind of failure at most once every 10 s (a database outage must not flood the log). */
-  private failed(what: string, err: unknown): void {
+  private failed(what: string, err: unknown, ids: LogIds = {}): void {
     const now = Date.now();
     if (now - this.lastError < 10_000) return;
     this.lastError = now;
     this.logger.error(
-      `${what} failed (retried every ${this.options.pollInterval} ms): ${asError(err).message}`,
+      logLine(`${what} failed (retried every ${this.options.pollInterval} ms): ${logError(err)}`, ids),
     );
   }
 }

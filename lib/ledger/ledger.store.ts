@@ -45,6 +45,8 @@ export interface LedgerStore {
   prune(before: number, limit: number): Promise<number>;
   /** When the most overdue pending delivery was due (null: none is due). */
   oldestDue(now: number): Promise<number | null>;
+  /** How many deliveries are due, counted up to `cap` (a bounded scan of the due index: never more than `cap` rows). */
+  countDue(now: number, cap: number): Promise<number>;
 }
 
 /** The store for `dataSource`'s driver: PostgreSQL or better-sqlite3 (the ledger's supported databases). */

@@ -220,6 +220,15 @@ export class SqliteLedgerStore implements LedgerStore {
     });
   }
 
+  countDue(now: number, cap: number): Promise<number> {
+    return this.whenIdle(() => {
+      const row = this.statement(
+        'SELECT COUNT(*) AS n FROM (SELECT 1 FROM thorn_delivery WHERE next_attempt_at <= ? LIMIT ?)',
+      ).get(now, cap);
+      return Number(row?.n ?? 0);
+    });
+  }
+
   private get db(): SqliteDatabase {
     return (this.dataSource.driver as unknown as { databaseConnection: SqliteDatabase }).databaseConnection;
   }
