@@ -286,6 +286,9 @@ export class LedgerDeliverer implements LedgerSink {
 
   /** Writes the buffered records (one batch after another); a failed batch is kept and written with the next. */
   private flush(): Promise<void> {
+    // nothing to write: the body below would finish synchronously, clear `flushing` before `??=` assigns it, and
+    // leave a settled promise there for good (no later record written)
+    if (!this.flushing && !this.pending.length) return Promise.resolve();
     this.flushing ??= (async () => {
       try {
         while (this.pending.length) {

@@ -163,7 +163,10 @@ export class LedgerRelay {
    * statement, only if no other process fanned it out first. The deliveries that fit the sink are claimed and handed
    * to it at once; the rest wait in the table for `claimDue`.
    */
-  private async fanOut(events: LedgerEvent[]): Promise<void> {
+  private async fanOut(batch: LedgerEvent[]): Promise<void> {
+    // the same event twice in one batch (woken at commit, then found by a poll while it waited) would get its
+    // deliveries twice from one statement: keep one
+    const events = [...new Map(batch.map((e) => [e.record.id, e])).values()];
     const resolved = await Promise.all(
       events.map(async (event) => {
         try {

@@ -203,6 +203,31 @@ describe.each(testDatabases)('delivery ledger operations ($name)', (db) => {
     expect(asked.thorn_ledger).toMatchObject({ status: 'down', message: expect.stringMatching(/ledger is off/) });
   });
 
+  it('an event woken twice before the relay runs (a poll finding it while it waits) is fanned out once', async () => {
+    const app = await boot();
+    const ledger = app.app.get(ThornLedger);
+    await ledger.idle();
+    const recorded = await ledger.record([
+      { name: 'ping.twice', body: {}, context: {}, headers: {}, settings: ledger.options, keepAlive: true },
+    ]);
+    ledger.relay.wake(recorded); // as leftovers() does when the pump is busy for longer than a poll
+    await receiver.waitFor(1);
+    await ledger.idle();
+    expect(await app.dataSource.query(`SELECT id FROM ${table('thorn_delivery')}`)).toHaveLength(1);
+    expect(receiver.requests).toHaveLength(1);
+  });
+
+  it('attempts made after an idle() with nothing to write are still written', async () => {
+    const app = await boot();
+    const ledger = app.app.get(ThornLedger);
+    await ledger.idle(); // flushes an empty buffer
+    await app.events.send('ping.after', {});
+    await receiver.waitFor(1);
+    await ledger.idle();
+    const rows = await app.dataSource.query(`SELECT status FROM ${table('thorn_delivery')}`);
+    expect(rows.map((r: { status: string }) => r.status)).toEqual(['succeeded']);
+  });
+
   const byName = (name: string) => spans.getFinishedSpans().filter((s) => s.name === name);
   const parentOf = (s: ReadableSpan) => s.parentSpanContext?.spanId;
 
