@@ -122,7 +122,6 @@ describe.each(testDatabases)('ledger crash safety ($name)', (db: TestDatabase) =
   afterAll(() => receiver.stop());
   beforeEach(async () => {
     receiver.reset();
-    let options: DataSourceOptions;
     if (db.name === 'postgres') {
       schema = `thorn_crash_${randomUUID().slice(0, 8)}`;
       const base = new DataSource({ type: 'postgres', url: process.env.THORN_TEST_PG_URL });
@@ -135,7 +134,7 @@ describe.each(testDatabases)('ledger crash safety ($name)', (db: TestDatabase) =
       dir = mkdtempSync(join(tmpdir(), 'thorn-ledger-'));
       dbOptions = { type: 'better-sqlite3', database: join(dir, 'app.db') };
     }
-    options = {
+    const options: DataSourceOptions = {
       ...dbOptions,
       entities: [Subscriber, ...THORN_LEDGER_ENTITIES],
       synchronize: true,
