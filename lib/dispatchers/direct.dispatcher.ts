@@ -1,5 +1,9 @@
 import { Logger } from '@nestjs/common';
-import { deliveryFailedLog, type AttemptOutcome, type DeliveryService } from '../delivery/delivery.service.js';
+import {
+  deliveryFailedLog,
+  type AttemptOutcome,
+  type DeliveryService,
+} from '../delivery/delivery.service.js';
 import { ConcurrencyLimit } from '../delivery/concurrency-limit.js';
 import { nextRetry } from '../delivery/retry.js';
 import type {

@@ -131,9 +131,7 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
     try {
       result = await bufferStorage.run(buffer, () => fn(buffer));
     } catch (err) {
-      await buffer
-        .close()
-        .catch((e) => this.logger.error(`Flushing buffered events failed: ${logError(e)}`));
+      await buffer.close().catch((e) => this.logger.error(`Flushing buffered events failed: ${logError(e)}`));
       throw err;
     }
     await buffer.close();

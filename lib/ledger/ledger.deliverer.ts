@@ -239,9 +239,7 @@ export class LedgerDeliverer implements LedgerSink {
     }
     for (const { event, rows, recipients } of groups.values()) {
       const requests = this.delivery.prepare(event.delivery, recipients, { idFor: (_, i) => rows[i].id });
-      requests.forEach((request, i) =>
-        ready.push({ row: rows[i], request, traceparent: event.traceparent }),
-      );
+      requests.forEach((request, i) => ready.push({ row: rows[i], request, traceparent: event.traceparent }));
     }
     return ready;
   }

@@ -58,6 +58,8 @@ export function logLine(message: string, ids: LogIds): string {
 /** An error's text for a log line: its message with every URL in it cut to scheme, host and path. */
 export function logError(err: unknown): string {
   const message =
-    err && typeof (err as Error).message === 'string' ? (err as Error).message : String(err ?? 'unknown error');
+    err && typeof (err as Error).message === 'string'
+      ? (err as Error).message
+      : String(err ?? 'unknown error');
   return scrub(message);
 }

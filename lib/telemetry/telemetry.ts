@@ -350,10 +350,7 @@ export function observeLedgerBacklog(read: () => Promise<LedgerBacklogReading>):
 /** Waits for `p` at most `ms` (its outcome is ignored). */
 async function within(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    p.catch(() => undefined),
-    new Promise<void>((r) => (timer = setTimeout(r, ms))),
-  ]);
+  await Promise.race([p.catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
   clearTimeout(timer);
 }
 

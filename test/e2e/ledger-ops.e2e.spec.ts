@@ -200,7 +200,10 @@ describe.each(testDatabases)('delivery ledger operations ($name)', (db) => {
     expect(all.thorn.status).toBe('up');
     expect(all.thorn.ledger).toBeUndefined();
     const asked = await health.checkLedger();
-    expect(asked.thorn_ledger).toMatchObject({ status: 'down', message: expect.stringMatching(/ledger is off/) });
+    expect(asked.thorn_ledger).toMatchObject({
+      status: 'down',
+      message: expect.stringMatching(/ledger is off/),
+    });
   });
 
   it('an event woken twice before the relay runs (a poll finding it while it waits) is fanned out once', async () => {

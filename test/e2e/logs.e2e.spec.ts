@@ -14,6 +14,7 @@ import {
   Subscriber,
   THORN_LEDGER_ENTITIES,
   ThornModule,
+  type ThornModuleExtras,
   type ThornModuleOptions,
 } from '../../lib/index.js';
 import { ThornLedger } from '../../lib/ledger/ledger.js';
@@ -46,7 +47,7 @@ describe('structured logs', () => {
   /** The same URL as logs may show it. */
   let cleanUrl: (path: string) => string;
 
-  async function boot(options: ThornModuleOptions, database?: object) {
+  async function boot(options: ThornModuleOptions & ThornModuleExtras, database?: object) {
     logs = new CapturingLogger();
     const moduleRef = await Test.createTestingModule({
       imports: [
@@ -115,7 +116,9 @@ describe('structured logs', () => {
     expect(line).toContain('Signing failed for subscription');
     expect(line).toContain('cannot sign with [secret] for http://h/x');
     expect(line).toMatch(
-      new RegExp(` event=order\\.signed delivery=${d.deliveryId} subscription=\\S+ url=http://127\\.0\\.0\\.1:\\d+/signed$`),
+      new RegExp(
+        ` event=order\\.signed delivery=${d.deliveryId} subscription=\\S+ url=http://127\\.0\\.0\\.1:\\d+/signed$`,
+      ),
     );
     expect(receiver.requests).toHaveLength(0);
     expectNothingSecret();
@@ -131,13 +134,17 @@ describe('structured logs', () => {
       receiver.reply = () => ({ status: 410 });
       const app = await boot({}, database([]));
       const repo = app.get<DataSource>(getDataSourceToken()).getRepository(Subscriber);
-      const sub = await repo.save(repo.create({ event: 'user.*', url: secretUrl('/gone'), hmacSecret: SECRET }));
+      const sub = await repo.save(
+        repo.create({ event: 'user.*', url: secretUrl('/gone'), hmacSecret: SECRET }),
+      );
       const [d] = (await app.get(EventService).send('user.left', {})).deliveries;
       expect(d).toMatchObject({ ok: false, status: 410, subscription: sub.id });
       const disabled = await logs.waitFor(/disabled \(gone\)/);
       expect(disabled).toContain(`Subscription ${sub.id} disabled (gone)`);
       expect(disabled).toMatch(
-        new RegExp(` event=user\\.left delivery=${d.deliveryId} subscription=${sub.id} url=${cleanUrl('/gone')}$`),
+        new RegExp(
+          ` event=user\\.left delivery=${d.deliveryId} subscription=${sub.id} url=${cleanUrl('/gone')}$`,
+        ),
       );
       const failed = await logs.waitFor(/Delivery failed/);
       expect(failed).toContain(`event=user.left delivery=${d.deliveryId} subscription=${sub.id}`);

@@ -305,7 +305,11 @@ describeRedis.each(queueFlavours)(
       await receiver.waitFor(2);
       expect(receiver.requests.map((r) => r.path).sort()).toEqual(['/json', '/signed']);
       expect(receiver.requests.map((r) => r.json())).toEqual([data, data]);
-      await until(async () => (await queue.getJobCounts()).completed === 1, 5000, 'the event job to complete');
+      await until(
+        async () => (await queue.getJobCounts()).completed === 1,
+        5000,
+        'the event job to complete',
+      );
       const [job] = await queue.getCompleted();
       expect(job.returnvalue as ThornJobResult).toMatchObject({ requests: 3, ok: 2, failed: 1, retrying: 0 });
       expect(await queue.getJobCounts()).toMatchObject({ delayed: 0, failed: 0, waiting: 0 });

@@ -2,7 +2,11 @@
 // job, bounded enqueue and a bounded shutdown. The queue library hides behind a `QueueAdapter`; nothing here imports one.
 import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { deliveryFailedLog, type AttemptOutcome, type DeliveryService } from '../../delivery/delivery.service.js';
+import {
+  deliveryFailedLog,
+  type AttemptOutcome,
+  type DeliveryService,
+} from '../../delivery/delivery.service.js';
 import { nextRetry } from '../../delivery/retry.js';
 import type { EventEnvelope, SendResult } from '../../events/envelope.js';
 import type { ThornLedger } from '../../ledger/ledger.js';
@@ -182,7 +186,9 @@ export class QueueDispatcher implements Dispatcher {
       run: (job) => this.run(job),
       stalled: (id, name) =>
         this.logger.warn(
-          logLine(`A ${name ?? 'thorn'} job stalled (its worker died or blocked) and is run again`, { job: id }),
+          logLine(`A ${name ?? 'thorn'} job stalled (its worker died or blocked) and is run again`, {
+            job: id,
+          }),
         ),
       failed: (id, name, attempt, max, err) =>
         this.logger.error(
