@@ -35,8 +35,8 @@ export const messages = {
     'Cannot send to this subscriber: its id is not well-formed Unicode (it holds a lone surrogate), so no Hook-Subscription header can carry it',
   subscriptionVanished: (id: string) =>
     `Subscription ${id} no longer exists (deleted since the delivery was prepared): the delivery is not sent`,
-  subscriptionDisabled: (id: string, reason: string, url: string) =>
-    `Subscription ${id} disabled (${reason}): ${url}. Re-enable it with PATCH {"active": true} once the receiver works`,
+  subscriptionDisabled: (id: string, reason: string) =>
+    `Subscription ${id} disabled (${reason}). Re-enable it with PATCH {"active": true} once the receiver works.`,
   codecFailed: (contentType: string, why: string) => `The codec for "${contentType}" failed: ${why}`,
   noCodec: (contentType: string) =>
     `No codec for content type "${contentType}": add it to the "codecs" option`,

@@ -63,7 +63,9 @@ export class ThornResources implements OnApplicationShutdown {
       // with the ledger on a queue, an Event naming the same queue gets a producer only: the module's worker runs its
       // jobs too, and a second worker without the ledger would take the ledger's `deliveries` jobs and fail them
       const options =
-        this.options.ledger && option === this.options.dispatcher ? { ...this.options, worker: false } : this.options;
+        this.options.ledger && option === this.options.dispatcher
+          ? { ...this.options, worker: false }
+          : this.options;
       d = createDispatcher(option, options, delivery, recipients, this.moduleRef);
       this.dispatchers.set(option, d);
     }

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { messages } from '../messages.js';
 import { HOOK_HEADERS } from '../thorn.constants.js';
 import type { ResolvedThornOptions } from '../thorn-options.js';
+import { logError, logLine } from '../telemetry/log-fields.js';
 import { observeAttempt, traceHttp } from '../telemetry/telemetry.js';
 import { customHeaderProblem, encodeHeaderValue } from './headers.js';
 import { asError, redactUrl } from './io.js';
@@ -216,7 +217,10 @@ export class DeliveryService {
         }
         req.headers[HOOK_HEADERS.hmac] = signature;
       } catch (err) {
-        return new Error(`Signing failed for subscription ${req.subscription}: ${asError(err).message}`);
+        // a signer's error text must not carry the secret into logs and the ledger
+        return new Error(
+          `Signing failed for subscription ${req.subscription}: ${withoutSecrets(asError(err).message, keys)}`,
+        );
       }
     }
     if (this.options.standardWebhooks) {
@@ -288,7 +292,11 @@ export class DeliveryService {
       await this.hooks.onFinished?.(request, outcome);
     } catch (err) {
       this.logger.error(
-        `Recording the end of delivery ${request.id} (subscription ${request.subscription}) failed: ${asError(err).message}`,
+        logLine(`Recording the end of a delivery failed: ${logError(err)}`, {
+          event: request.event,
+          delivery: request.id,
+          subscription: request.subscription,
+        }),
       );
     } finally {
       if (request.keys) holdKeys(request, undefined);
@@ -436,6 +444,33 @@ function generatedOnly(headers: Record<string, string>): Record<string, string> 
 function originOf(url: string): string {
   const u = new URL(url);
   return `${u.protocol}//${u.host}`;
+}
+
+/**
+ * The warning every dispatcher logs when a delivery ends without success (after its last attempt): why, and which
+ * event, delivery and subscription it was (see `logLine`).
+ */
+export function deliveryFailedLog(req: DeliveryRequest, outcome: AttemptOutcome): string {
+  const why = outcome.error
+    ? logError(outcome.error)
+    : outcome.response
+      ? `answered ${outcome.response.status}`
+      : 'no answer';
+  return logLine(`Delivery failed after ${req.attempts} attempt(s): ${why}`, {
+    event: req.event,
+    delivery: req.id,
+    subscription: req.subscription,
+    url: req.url,
+  });
+}
+
+/** `text` with every secret of `keys` in it replaced by `[secret]`. */
+function withoutSecrets(text: string, keys: SigningKeys): string {
+  let out = text;
+  for (const secret of [keys.secret, keys.previous]) {
+    if (secret) out = out.split(secret).join('[secret]');
+  }
+  return out;
 }
 
 function failureText(

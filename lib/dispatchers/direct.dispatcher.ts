@@ -1,6 +1,9 @@
 import { Logger } from '@nestjs/common';
-import type { AttemptOutcome, DeliveryService } from '../delivery/delivery.service.js';
-import { redactUrl } from '../delivery/io.js';
+import {
+  deliveryFailedLog,
+  type AttemptOutcome,
+  type DeliveryService,
+} from '../delivery/delivery.service.js';
 import { ConcurrencyLimit } from '../delivery/concurrency-limit.js';
 import { nextRetry } from '../delivery/retry.js';
 import type {
@@ -11,6 +14,7 @@ import type {
   SendResult,
 } from '../events/envelope.js';
 import type { RecipientResolver } from '../subscriptions/recipient.resolver.js';
+import { logError, logLine } from '../telemetry/log-fields.js';
 import type { Dispatcher } from './dispatcher.js';
 
 // The longest delay setTimeout honours; it fires longer ones after 1 ms.
@@ -127,9 +131,7 @@ export class DirectDispatcher implements Dispatcher {
     // a retry dropped at shutdown did not end the delivery: the receiver's health is not told
     if (retry === undefined) await this.delivery.finished(req, outcome);
     if (!verdict.ok) {
-      this.logger.warn(
-        `Delivery ${req.id} of ${req.event} to ${redactUrl(req.url)} failed after ${req.attempts} attempt(s): ${outcome.error?.message}`,
-      );
+      this.logger.warn(deliveryFailedLog(req, outcome));
     }
     void this.callback(req, outcome, callbacks);
     return false;
@@ -167,7 +169,13 @@ export class DirectDispatcher implements Dispatcher {
         await cb.onTimeout(req, outcome.error);
       else await cb.onError?.(req, outcome.error ?? new Error('delivery failed'));
     } catch (err) {
-      this.logger.error(`A send() callback threw for delivery ${req.id}: ${(err as Error).message}`);
+      this.logger.error(
+        logLine(`A send() callback threw: ${logError(err)}`, {
+          event: req.event,
+          delivery: req.id,
+          subscription: req.subscription,
+        }),
+      );
     }
   }
 }

@@ -20,6 +20,7 @@ import { Event, type EventOptions, type SendOptions } from './event.js';
 import { bufferStorage, EventBuffer, type BufferOptions, type HeldEvent } from './event-buffer.js';
 import { toJsonSafe } from './payload.js';
 import { activateEventService, deactivateEventService } from './runtime.js';
+import { logError } from '../telemetry/log-fields.js';
 
 /** Sends events: `send()`, `event()`, `subscribersFor()`, `bufferEvents()`. Injectable anywhere. */
 @Injectable()
@@ -130,9 +131,7 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
     try {
       result = await bufferStorage.run(buffer, () => fn(buffer));
     } catch (err) {
-      await buffer
-        .close()
-        .catch((e) => this.logger.error(`Flushing buffered events failed: ${(e as Error).message}`));
+      await buffer.close().catch((e) => this.logger.error(`Flushing buffered events failed: ${logError(e)}`));
       throw err;
     }
     await buffer.close();

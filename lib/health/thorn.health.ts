@@ -1,12 +1,16 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { ThornQueueStats } from '../dispatchers/queue/queue.types.js';
 import { EventService } from '../events/event.service.js';
+import { ThornLedger } from '../ledger/ledger.js';
 import { SubscriptionStore } from '../subscriptions/subscription.store.js';
 import { scrub } from '../telemetry/telemetry.js';
 import { healthMessages } from './health.messages.js';
 
-/** What the health indicator can check: the subscription store (database) and the bull or bullmq queue (Redis). */
-export type ThornHealthComponent = 'store' | 'queue';
+/**
+ * What the health indicator can check: the subscription store (database), the bull or bullmq queue (Redis) and the
+ * delivery ledger's backlog (option `ledger`).
+ */
+export type ThornHealthComponent = 'store' | 'queue' | 'ledger';
 
 /** Options of `ThornHealthIndicator` checks. */
 export interface ThornHealthOptions {
@@ -16,7 +20,16 @@ export interface ThornHealthOptions {
   components?: ThornHealthComponent[];
   /** The queue is down when more jobs than this are waiting (default: no limit). */
   maxQueueWaiting?: number;
+  /**
+   * The ledger is down when its most overdue pending delivery has been due for longer than this, in ms (default
+   * 60000): deliveries are not being attempted (no relay running, the database or Redis unreachable, receivers too
+   * slow for the concurrency). Keep it above `timeout` (a delivery under way stays due until its attempt ends).
+   */
+  maxLedgerAge?: number;
 }
+
+/** `maxLedgerAge` when not given. */
+export const DEFAULT_MAX_LEDGER_AGE = 60_000;
 
 /** A `@nestjs/terminus` `HealthIndicatorResult`: `{ [key]: { status: 'up' | 'down', ...details } }`. */
 export type ThornHealthResult = Record<string, { status: 'up' | 'down'; [detail: string]: unknown }>;
@@ -28,7 +41,7 @@ interface Probe {
   run(indicator: ThornHealthIndicator, options: ThornHealthOptions): Promise<Record<string, unknown>>;
 }
 
-// One entry per component; a new one (the ledger backlog against a threshold) is one more entry here.
+// One entry per component.
 const PROBES: Record<ThornHealthComponent, Probe> = {
   store: {
     uses: (h) => h.store !== null,
@@ -54,6 +67,21 @@ const PROBES: Record<ThornHealthComponent, Probe> = {
       return details;
     },
   },
+  ledger: {
+    uses: (h) => h.ledger !== null,
+    unused: healthMessages.noLedger,
+    run: async (h, options) => {
+      const now = Date.now();
+      const due = await h.ledger!.store.oldestDue(now);
+      const oldestDueMs = due === null ? 0 : Math.max(0, now - due);
+      const max = options.maxLedgerAge ?? DEFAULT_MAX_LEDGER_AGE;
+      const details = { oldestDueMs, maxLedgerAge: max };
+      if (oldestDueMs > max) {
+        throw Object.assign(new Error(healthMessages.ledgerBehind(oldestDueMs, max)), { details });
+      }
+      return details;
+    },
+  },
 };
 
 type Terminus = typeof import('@nestjs/terminus');
@@ -71,11 +99,13 @@ export class ThornHealthIndicator {
     @Inject(EventService) readonly events: EventService,
     /** null with `subscriberEntity: false` (no stored subscriptions to check). */
     @Inject(SubscriptionStore) readonly store: SubscriptionStore | null,
+    /** null with the ledger off. */
+    @Inject(ThornLedger) readonly ledger: ThornLedger | null,
   ) {}
 
   /**
    * Every component this configuration uses (the store unless `subscriberEntity: false`, the queue with a queue
-   * dispatcher), each under its own name in the details: down when any one is.
+   * dispatcher, the ledger with `ledger` on), each under its own name in the details: down when any one is.
    */
   async isHealthy(key = 'thorn', options: ThornHealthOptions = {}): Promise<ThornHealthResult> {
     const names =
@@ -96,6 +126,15 @@ export class ThornHealthIndicator {
   /** The bull or bullmq queue: its job counts read from Redis within `timeout`, waiting jobs at most `maxQueueWaiting`. */
   async checkQueue(key = 'thorn_queue', options: ThornHealthOptions = {}): Promise<ThornHealthResult> {
     const { status, ...details } = await this.probe('queue', options);
+    return this.result(key, status === 'up', details);
+  }
+
+  /**
+   * The delivery ledger's backlog: up while its most overdue pending delivery has been due for at most
+   * `maxLedgerAge` ms (default 60000); the details give that age as `oldestDueMs`.
+   */
+  async checkLedger(key = 'thorn_ledger', options: ThornHealthOptions = {}): Promise<ThornHealthResult> {
+    const { status, ...details } = await this.probe('ledger', options);
     return this.result(key, status === 'up', details);
   }
 

@@ -1,12 +1,14 @@
 import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { ConcurrencyLimit } from '../delivery/concurrency-limit.js';
-import type { AttemptOutcome, DeliveryService } from '../delivery/delivery.service.js';
-import { asError, redactUrl } from '../delivery/io.js';
+import { deliveryFailedLog, type DeliveryService } from '../delivery/delivery.service.js';
+import { redactUrl } from '../delivery/io.js';
 import type { DeliveryRequest, Recipient } from '../delivery/request.js';
 import { nextRetry } from '../delivery/retry.js';
 import type { RecipientResolver } from '../subscriptions/recipient.resolver.js';
 import type { SubscriptionStore } from '../subscriptions/subscription.store.js';
+import { logError, logLine, type LogIds } from '../telemetry/log-fields.js';
+import { underTraceparent } from '../telemetry/telemetry.js';
 import type { ResolvedThornOptions } from '../thorn-options.js';
 import { fromRecord, type LedgerEvent } from './ledger.event.js';
 import type { LedgerRelay, LedgerSink, LedgerWork } from './ledger.relay.js';
@@ -21,7 +23,9 @@ export interface DeliveredCounts {
 }
 
 /** A delivery ready to attempt, or why it can't be (its subscription or event is gone). */
-type Ready = { row: ClaimedDelivery; request: DeliveryRequest } | { row: ClaimedDelivery; cancelled: string };
+type Ready =
+  | { row: ClaimedDelivery; request: DeliveryRequest; traceparent?: string }
+  | { row: ClaimedDelivery; cancelled: string };
 
 // a claim this close to its end is left to expire (another process takes it) rather than attempted
 const CLAIM_MARGIN = 1000;
@@ -122,7 +126,10 @@ export class LedgerDeliverer implements LedgerSink {
     } catch (err) {
       // the store is unreachable: the claims expire and the deliveries are taken again
       this.inflight -= work.length;
-      this.failed('Reading claimed deliveries', err);
+      this.failed('Reading claimed deliveries', err, {
+        event: work.map((w) => w.row.event),
+        delivery: work.map((w) => w.row.id),
+      });
       this.relay.kick();
       throw err;
     }
@@ -155,7 +162,7 @@ export class LedgerDeliverer implements LedgerSink {
     if (unstarted.length) {
       await this.store
         .release(unstarted, claim.token)
-        .catch((err) => this.failed('Releasing deliveries at shutdown', err));
+        .catch((err) => this.failed('Releasing deliveries at shutdown', err, { delivery: unstarted }));
     }
     return counts;
   }
@@ -167,10 +174,14 @@ export class LedgerDeliverer implements LedgerSink {
   }
 
   /** One attempt; its record goes to the write buffer. */
-  private async attemptOne({ row, request }: { row: ClaimedDelivery; request: DeliveryRequest }, claim: Claim) {
+  private async attemptOne(
+    { row, request, traceparent }: { row: ClaimedDelivery; request: DeliveryRequest; traceparent?: string },
+    claim: Claim,
+  ) {
     const startedAt = Date.now();
     request.attempts = row.attempts;
-    const outcome = await this.delivery.attempt(request);
+    // a child of the event's send span, whichever process sends and however much later
+    const outcome = await underTraceparent(traceparent, () => this.delivery.attempt(request));
     const now = Date.now();
     const delay = nextRetry(request, outcome.verdict);
     const status = outcome.verdict.ok
@@ -194,7 +205,7 @@ export class LedgerDeliverer implements LedgerSink {
       nextAttemptAt: delay !== undefined ? now + delay : null,
       url: redactUrl(request.url),
     });
-    if (status === 'failed') this.logFailure(request, outcome);
+    if (status === 'failed') this.logger.warn(deliveryFailedLog(request, outcome));
     // health tracking (streaks, auto-disable, 410 → disabled) once the delivery has ended
     if (status !== 'pending') await this.delivery.finished(request, outcome);
     return status === 'succeeded' ? 'ok' : status === 'pending' ? 'retrying' : 'failed';
@@ -250,13 +261,20 @@ export class LedgerDeliverer implements LedgerSink {
     }
     for (const { event, rows, recipients } of groups.values()) {
       const requests = this.delivery.prepare(event.delivery, recipients, { idFor: (_, i) => rows[i].id });
-      requests.forEach((request, i) => ready.push({ row: rows[i], request }));
+      requests.forEach((request, i) => ready.push({ row: rows[i], request, traceparent: event.traceparent }));
     }
     return ready;
   }
 
   private cancel(row: ClaimedDelivery, why: string, claim: Claim): void {
-    this.logger.warn(`Delivery ${row.id} of ${row.event} cancelled: ${why}`);
+    this.logger.warn(
+      logLine(`Delivery cancelled: ${why}`, {
+        event: row.event,
+        eventId: row.eventId,
+        delivery: row.id,
+        subscription: row.subscriptionId,
+      }),
+    );
     const now = Date.now();
     this.write({
       deliveryId: row.id,
@@ -303,7 +321,7 @@ export class LedgerDeliverer implements LedgerSink {
             // the database is down: keep the records (bounded) and try again in a second; until they are written,
             // their deliveries stay claimed, and once a claim expires its delivery is attempted again (a record
             // written after that changes nothing: its claim no longer holds)
-            this.failed('Writing delivery attempts', err);
+            this.failed('Writing delivery attempts', err, { delivery: batch.map((r) => r.deliveryId) });
             const room = 10 * this.options.batchSize - this.pending.length;
             const kept = batch.slice(0, Math.max(0, room));
             if (kept.length < batch.length) {
@@ -330,17 +348,12 @@ export class LedgerDeliverer implements LedgerSink {
     return this.flushing;
   }
 
-  private logFailure(req: DeliveryRequest, outcome: AttemptOutcome): void {
-    this.logger.warn(
-      `Delivery ${req.id} of ${req.event} to ${redactUrl(req.url)} failed after ${req.attempts} attempt(s): ${outcome.error?.message}`,
-    );
-  }
-
-  private failed(what: string, err: unknown): void {
+  /** Logs a database failure (the deliveries it concerns are retried); at most once every 10 s. */
+  private failed(what: string, err: unknown, ids: LogIds): void {
     const now = Date.now();
     if (now - this.lastError < 10_000) return;
     this.lastError = now;
-    this.logger.error(`${what} failed: ${asError(err).message}`);
+    this.logger.error(logLine(`${what} failed (retried once their claim expires): ${logError(err)}`, ids));
   }
 }
 

@@ -8,6 +8,8 @@ export interface LedgerEvent {
   record: EventRecord;
   query: RecipientQuery;
   delivery: DeliveryEvent;
+  /** The `send` span's W3C `traceparent` (stored in `meta`), the parent of the attempts' spans. */
+  traceparent?: string;
 }
 
 /** What `record()` is given: an event as `send()` built it (an `EventEnvelope` is one). */
@@ -24,13 +26,14 @@ export interface EventToRecord {
 }
 
 /** The row for an event, and the event as the relay uses it (so the recording process needs no read back). */
-export function toLedgerEvent(id: string, e: EventToRecord, now: number): LedgerEvent {
+export function toLedgerEvent(id: string, e: EventToRecord, now: number, traceparent?: string): LedgerEvent {
   const meta: EventMeta = {};
   if (Object.keys(e.context).length) meta.context = e.context;
   if (Object.keys(e.headers).length) meta.headers = e.headers;
   if (e.overrides && Object.keys(e.overrides).length) meta.overrides = e.overrides;
   if (!e.keepAlive) meta.keepAlive = false;
   if (e.ownerlessOnly) meta.ownerlessOnly = true;
+  if (traceparent) meta.traceparent = traceparent;
   const record: EventRecord = {
     id,
     name: e.name,
@@ -49,6 +52,7 @@ export function toLedgerEvent(id: string, e: EventToRecord, now: number): Ledger
       settings: e.settings,
       keepAlive: e.keepAlive,
     },
+    traceparent,
   };
 }
 
@@ -66,5 +70,6 @@ export function fromRecord(record: EventRecord, module: DeliverySettings): Ledge
       settings: resolveDeliverySettings(module, meta.overrides as DeliveryOverrides | undefined),
       keepAlive: meta.keepAlive ?? true,
     },
+    traceparent: meta.traceparent,
   };
 }

@@ -1,8 +1,9 @@
 import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { asError, redactUrl } from '../delivery/io.js';
+import { redactUrl } from '../delivery/io.js';
 import type { Recipient } from '../delivery/request.js';
 import type { RecipientResolver } from '../subscriptions/recipient.resolver.js';
+import { logError, logLine, type LogIds } from '../telemetry/log-fields.js';
 import type { DeliverySettings } from '../thorn-options.js';
 import { fromRecord, type LedgerEvent } from './ledger.event.js';
 import type { Claim, FanOutPlan, LedgerStore } from './ledger.store.js';
@@ -182,14 +183,20 @@ export class LedgerRelay {
    * statement, only if no other process fanned it out first. The deliveries that fit the sink are claimed and handed
    * to it at once; the rest wait in the table for `claimDue`.
    */
-  private async fanOut(events: LedgerEvent[]): Promise<void> {
+  private async fanOut(batch: LedgerEvent[]): Promise<void> {
+    // the same event twice in one batch (woken at commit, then found by a poll while it waited) would get its
+    // deliveries twice from one statement: keep one
+    const events = [...new Map(batch.map((e) => [e.record.id, e])).values()];
     const resolved = await Promise.all(
       events.map(async (event) => {
         try {
           return { event, recipients: await this.recipients.resolve(event.query) };
         } catch (err) {
           // the subscription store is unreachable: the event stays recorded, the poll fans it out later
-          this.failed(`Recipients of ${event.record.name} (event ${event.record.id})`, err);
+          this.failed('Resolving the recipients of an event', err, {
+            event: event.record.name,
+            eventId: event.record.id,
+          });
           return undefined;
         }
       }),
@@ -238,7 +245,7 @@ export class LedgerRelay {
         try {
           events.push(fromRecord(row, this.settings));
         } catch (err) {
-          this.failed(`Event ${row.id} (${row.name}) cannot be read back`, err);
+          this.failed('Reading an event back', err, { event: row.name, eventId: row.id });
         }
       }
       this.wake(events);
@@ -276,12 +283,12 @@ export class LedgerRelay {
   }
 
   /** Logs a failure; the same kind of failure at most once every 10 s (a database outage must not flood the log). */
-  private failed(what: string, err: unknown): void {
+  private failed(what: string, err: unknown, ids: LogIds = {}): void {
     const now = Date.now();
     if (now - this.lastError < 10_000) return;
     this.lastError = now;
     this.logger.error(
-      `${what} failed (retried every ${this.options.pollInterval} ms): ${asError(err).message}`,
+      logLine(`${what} failed (retried every ${this.options.pollInterval} ms): ${logError(err)}`, ids),
     );
   }
 }

@@ -62,6 +62,8 @@ export interface LedgerStore {
   redeliver(subscriptionId: string, id: string, now: number): Promise<boolean>;
   /** `redeliver` for every `failed` delivery of `subscriptionId` created at or after `since`; returns how many. */
   recover(subscriptionId: string, since: number, now: number): Promise<number>;
+  /** How many deliveries are due, counted up to `cap` (a bounded scan of the due index: never more than `cap` rows). */
+  countDue(now: number, cap: number): Promise<number>;
 }
 
 /** The store for `dataSource`'s driver: PostgreSQL or better-sqlite3 (the ledger's supported databases). */

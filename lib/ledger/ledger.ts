@@ -12,6 +12,8 @@ import { PayloadError } from '../delivery/payload-error.js';
 import { messages } from '../messages.js';
 import type { RecipientResolver } from '../subscriptions/recipient.resolver.js';
 import type { SubscriptionStore } from '../subscriptions/subscription.store.js';
+import { logError } from '../telemetry/log-fields.js';
+import { activeTraceparent } from '../telemetry/telemetry.js';
 import type { ResolvedThornOptions } from '../thorn-options.js';
 import { LedgerDeliverer } from './ledger.deliverer.js';
 import { toLedgerEvent, type EventToRecord, type LedgerEvent } from './ledger.event.js';
@@ -85,7 +87,9 @@ export class ThornLedger {
     if (manager && manager.connection !== this.dataSource)
       throw new Error(messages.ledgerForeignManager(events[0]?.name ?? ''));
     const now = Date.now();
-    const all = events.map((e) => toLedgerEvent(randomUUID(), e, now));
+    // the send span (the caller's context), stored with each event so every later attempt joins its trace
+    const traceparent = activeTraceparent();
+    const all = events.map((e) => toLedgerEvent(randomUUID(), e, now, traceparent));
     const problems = all.map((e) => this.problem(e));
     const recorded = all.filter((_, i) => !problems[i]);
     if (recorded.length) {
@@ -127,7 +131,7 @@ export class ThornLedger {
       await this.relay.stop();
       await this.deliverer.close(this.options.timeout + 1000);
     } catch (err) {
-      this.logger.error(`Stopping the delivery ledger: ${(err as Error).message}`);
+      this.logger.error(`Stopping the delivery ledger failed: ${logError(err)}`);
     }
   }
 }

@@ -38,6 +38,11 @@ export interface EventMeta {
   overrides?: Record<string, unknown>;
   keepAlive?: boolean;
   ownerlessOnly?: boolean;
+  /**
+   * The `send` span's W3C `traceparent` (ids and sampled flag only): every attempt of the event's deliveries, in any
+   * process and however much later, is a child span of it.
+   */
+  traceparent?: string;
 }
 
 /** A delivery row to insert at fan-out. */

@@ -219,6 +219,14 @@ export class PgLedgerStore implements LedgerStore {
     return n;
   }
 
+  async countDue(now: number, cap: number): Promise<number> {
+    const rows = await this.dataSource.query(
+      `SELECT COUNT(*) AS n FROM (SELECT 1 FROM ${this.t.delivery} WHERE next_attempt_at <= $1 LIMIT $2) due`,
+      [now, cap],
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
   /** The rows of an `UPDATE … RETURNING` (TypeORM answers UPDATE and DELETE with `[rows, count]`). */
   private async rows(sql: string, params: unknown[]): Promise<Record<string, any>[]> {
     const result = await this.dataSource.query(sql, params);

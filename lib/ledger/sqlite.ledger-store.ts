@@ -164,7 +164,15 @@ export class SqliteLedgerStore implements LedgerStore {
             a.claim,
           ).changes;
           if (held && a.attempted)
-            insert.run(a.deliveryId, a.number, a.startedAt, a.durationMs, a.responseStatus, a.error, a.responseBody);
+            insert.run(
+              a.deliveryId,
+              a.number,
+              a.startedAt,
+              a.durationMs,
+              a.responseStatus,
+              a.error,
+              a.responseBody,
+            );
         }
       }),
     );
@@ -242,6 +250,15 @@ export class SqliteLedgerStore implements LedgerStore {
              AND (claimed_until IS NULL OR claimed_until < ?)`,
         ).run(now, now, subscriptionId, since, now).changes,
     );
+  }
+
+  countDue(now: number, cap: number): Promise<number> {
+    return this.whenIdle(() => {
+      const row = this.statement(
+        'SELECT COUNT(*) AS n FROM (SELECT 1 FROM thorn_delivery WHERE next_attempt_at <= ? LIMIT ?)',
+      ).get(now, cap);
+      return Number(row?.n ?? 0);
+    });
   }
 
   private get db(): SqliteDatabase {

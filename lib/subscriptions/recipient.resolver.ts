@@ -1,10 +1,10 @@
 import { Logger } from '@nestjs/common';
-import { asError } from '../delivery/io.js';
 import type { DeliveryRequest, SigningKeys } from '../delivery/request.js';
 import type { ResolvedThornOptions } from '../thorn-options.js';
 import type { Recipient, SubscriberContext, SubscribersOption } from './recipient.js';
 import { resolveSubscribers } from './static-subscribers.js';
 import type { SubscriptionStore } from './subscription.store.js';
+import { logError, logLine } from '../telemetry/log-fields.js';
 
 /** What recipients depend on: an event's name, sender and context, and its own subscribers (an `EventEnvelope` is one). */
 export interface RecipientQuery {
@@ -86,7 +86,7 @@ export class RecipientResolver {
 
   private onError(event: string): (pattern: string, err: unknown) => void {
     return (pattern, err) =>
-      this.logger.error(`Subscriber for "${pattern}" skipped for ${event}: ${asError(err).message}`);
+      this.logger.error(logLine(`A subscriber for "${pattern}" was skipped: ${logError(err)}`, { event }));
   }
 }
 

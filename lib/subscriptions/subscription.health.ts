@@ -1,10 +1,10 @@
 import { Logger } from '@nestjs/common';
 import type { AttemptOutcome } from '../delivery/delivery.service.js';
-import { asError, redactUrl } from '../delivery/io.js';
 import type { DeliveryRequest } from '../delivery/request.js';
 import { messages } from '../messages.js';
 import type { DisabledReason, ResolvedThornOptions } from '../thorn-options.js';
 import type { Subscriber } from './subscriber.entity.js';
+import { logError, logLine } from '../telemetry/log-fields.js';
 import type { SubscriptionStore } from './subscription.store.js';
 
 /**
@@ -33,10 +33,10 @@ export class SubscriptionHealth {
     }
     await this.failed(request.subscription);
     if (outcome.verdict.gone) {
-      await this.disable(request.subscription, 'gone', request.url);
+      await this.disable(request.subscription, 'gone', request);
     } else if (this.options.autoDisable) {
       const { after, minFailures } = this.options.autoDisable;
-      await this.disable(request.subscription, 'failing', request.url, {
+      await this.disable(request.subscription, 'failing', request, {
         minFailures,
         since: new Date(Date.now() - after),
       });
@@ -71,7 +71,7 @@ export class SubscriptionHealth {
   private async disable(
     id: string,
     reason: DisabledReason,
-    url: string,
+    request: DeliveryRequest,
     streak?: { minFailures: number; since: Date },
   ): Promise<void> {
     const col = this.column;
@@ -86,14 +86,21 @@ export class SubscriptionHealth {
     }
     const result = await qb.execute();
     if (!result.affected) return;
-    this.logger.warn(messages.subscriptionDisabled(id, reason, redactUrl(url)));
+    this.logger.warn(
+      logLine(messages.subscriptionDisabled(id, reason), {
+        event: request.event,
+        delivery: request.id,
+        subscription: id,
+        url: request.url,
+      }),
+    );
     const callback = this.options.onSubscriptionDisabled;
     if (!callback) return;
     try {
       const row = await this.store.repository.findOneBy({ id } as any);
       if (row) await callback(row as Subscriber, reason);
     } catch (err) {
-      this.logger.error(`onSubscriptionDisabled threw for subscription ${id}: ${asError(err).message}`);
+      this.logger.error(logLine(`onSubscriptionDisabled threw: ${logError(err)}`, { subscription: id }));
     }
   }
 

@@ -16,6 +16,7 @@ import { candidatePatterns } from './pattern.js';
 import type { Recipient } from './recipient.js';
 import type { Subscriber } from './subscriber.entity.js';
 import { installVersion, versionTarget } from './subscriber-version.js';
+import { logError } from '../telemetry/log-fields.js';
 
 const FIELDS = [
   'id',
@@ -77,7 +78,7 @@ export class SubscriptionStore {
     try {
       await installVersion(this.dataSource, target);
     } catch (err) {
-      this.logger.warn(messages.subscriptionCacheOff(meta.tableName, (err as Error)?.message ?? String(err)));
+      this.logger.warn(messages.subscriptionCacheOff(meta.tableName, logError(err)));
       return;
     }
     const column = this.dataSource.driver.escape(meta.findColumnWithPropertyName('event')!.databaseName);

@@ -12,6 +12,10 @@ export const THORN_TELEMETRY = {
     attemptDuration: 'thorn.delivery.attempt.duration',
     /** Observable gauge `{job}`: bull or bullmq queue jobs by state (`thorn.queue.state`). */
     queueJobs: 'thorn.queue.jobs',
+    /** Observable gauge `ms`: age of the most overdue pending delivery in the ledger (0: none is overdue). */
+    ledgerBacklogAge: 'thorn.ledger.backlog.age',
+    /** Observable gauge `{delivery}`: due deliveries in the ledger, counted up to 10000 (`LEDGER_BACKLOG_COUNT_CAP`). */
+    ledgerBacklogDue: 'thorn.ledger.backlog.due',
   },
   attributes: {
     event: 'thorn.event.name',
@@ -25,3 +29,6 @@ export const THORN_TELEMETRY = {
     queueState: 'thorn.queue.state',
   },
 } as const;
+
+/** `thorn.ledger.backlog.due` counts at most this many rows per collection (a bounded index scan): more reads as this. */
+export const LEDGER_BACKLOG_COUNT_CAP = 10_000;

@@ -3,7 +3,7 @@
 // before anything is sent; without it every function here just runs its callback. With the API but no SDK the API itself is a no-op. This file sits below delivery/: it
 // imports nothing from the rest of the package but the version constant, and no OpenTelemetry type leaves it.
 import { THORN_VERSION } from '../thorn.constants.js';
-import { THORN_TELEMETRY } from './telemetry.names.js';
+import { LEDGER_BACKLOG_COUNT_CAP, THORN_TELEMETRY } from './telemetry.names.js';
 
 type Api = typeof import('@opentelemetry/api');
 type Span = import('@opentelemetry/api').Span;
@@ -286,6 +286,105 @@ export function observeQueue(read: () => Promise<Record<string, number> | null>)
   };
   gauge.addCallback(callback);
   return () => gauge.removeCallback(callback);
+}
+
+/** What the ledger backlog gauges report: when the most overdue pending delivery was due, and how many are due (capped). */
+export interface LedgerBacklogReading {
+  /** Epoch ms the most overdue pending delivery was due at; null when none is due. */
+  oldestDue: number | null;
+  /** Due deliveries, counted up to `LEDGER_BACKLOG_COUNT_CAP`. */
+  due: number;
+}
+
+// a reading serves the collections within this long of it (a scrape every few seconds reads the database once)
+const BACKLOG_CACHE_MS = 1000;
+
+/**
+ * Registers the observable gauges `thorn.ledger.backlog.age` (ms since the most overdue pending delivery was due, 0
+ * when none is) and `thorn.ledger.backlog.due` (due deliveries, capped), read lazily from `read` at collection: one read
+ * serves every collection within a second; a read that fails or takes longer than 2 s reports nothing for that
+ * collection (never a stale value, never an error). Returns a function that unregisters them.
+ */
+export function observeLedgerBacklog(read: () => Promise<LedgerBacklogReading>): () => void {
+  const api = otelApi();
+  if (!api) return () => undefined;
+  const meter = api.metrics.getMeterProvider().getMeter(SCOPE, THORN_VERSION);
+  const age = meter.createObservableGauge(THORN_TELEMETRY.metrics.ledgerBacklogAge, {
+    description: 'Age of the most overdue pending delivery in the delivery ledger (0 when none is overdue)',
+    unit: 'ms',
+  });
+  const due = meter.createObservableGauge(THORN_TELEMETRY.metrics.ledgerBacklogDue, {
+    description: `Deliveries due in the delivery ledger, counted up to ${LEDGER_BACKLOG_COUNT_CAP}`,
+    unit: '{delivery}',
+  });
+  let last: (LedgerBacklogReading & { at: number }) | undefined;
+  let reading: Promise<void> | undefined;
+  const refresh = (): Promise<void> => {
+    if (!reading) {
+      const started = Date.now();
+      reading = Promise.resolve()
+        .then(read)
+        .then(
+          (r) => void (last = { oldestDue: r.oldestDue, due: r.due, at: started }),
+          () => void (last = undefined),
+        )
+        .finally(() => (reading = undefined));
+    }
+    return reading;
+  };
+  const callback = async (result: import('@opentelemetry/api').BatchObservableResult) => {
+    try {
+      if (!last || Date.now() - last.at > BACKLOG_CACHE_MS) await within(refresh(), QUEUE_READ_TIMEOUT);
+      const now = Date.now();
+      if (!last || now - last.at > BACKLOG_CACHE_MS + QUEUE_READ_TIMEOUT) return;
+      result.observe(age, last.oldestDue === null ? 0 : Math.max(0, now - last.oldestDue));
+      result.observe(due, last.due);
+    } catch {
+      // never fail a collection
+    }
+  };
+  meter.addBatchObservableCallback(callback, [age, due]);
+  return () => meter.removeBatchObservableCallback(callback, [age, due]);
+}
+
+/** Waits for `p` at most `ms` (its outcome is ignored). */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/**
+ * The active span as a W3C `traceparent` string (`00-<trace-id>-<span-id>-<flags>`), or undefined when there is none
+ * (or no OpenTelemetry API). Only the trace and span ids and the sampled flag: never `tracestate` or baggage, which
+ * may carry application data. This is what crosses a queue or is stored with a ledger event.
+ */
+export function activeTraceparent(): string | undefined {
+  const api = otelApi();
+  if (!api) return undefined;
+  const sc = api.trace.getSpanContext(api.context.active());
+  if (!sc || !api.trace.isSpanContextValid(sc)) return undefined;
+  return `00-${sc.traceId}-${sc.spanId}-0${(sc.traceFlags & 1).toString(16)}`;
+}
+
+/**
+ * Runs `run` with the span of `traceparent` (from `activeTraceparent()`, maybe in another process) as its remote
+ * parent, so the spans it starts (the attempts' CLIENT spans) join the send's trace as its children. Without a valid
+ * `traceparent` it runs in the root context: its spans start their own trace rather than inherit whatever context
+ * the worker or relay happened to run in.
+ */
+export function underTraceparent<T>(traceparent: string | undefined, run: () => T): T {
+  const api = otelApi();
+  if (!api) return run();
+  let ctx = api.ROOT_CONTEXT;
+  const m = traceparent ? TRACEPARENT.exec(traceparent) : null;
+  if (m) {
+    const sc = { traceId: m[1], spanId: m[2], traceFlags: parseInt(m[3], 16) & 1, isRemote: true };
+    if (api.trace.isSpanContextValid(sc)) ctx = api.trace.setSpanContext(ctx, sc);
+  }
+  return api.context.with(ctx, run);
 }
 
 /** `url` as the semantic conventions want it: no credentials, no query, no fragment. */

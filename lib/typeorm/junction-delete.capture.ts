@@ -1,6 +1,7 @@
 import type { Logger } from '@nestjs/common';
 import type { EntityMetadata, ObjectLiteral, QueryRunner } from 'typeorm';
 import type { BeforeQueryEvent } from './typeorm-types.js';
+import { logError } from '../telemetry/log-fields.js';
 
 /**
  * The rows a QueryBuilder junction delete (`relation().remove()`) removes. TypeORM announces it in `beforeRemove`
@@ -48,7 +49,7 @@ export class JunctionDeleteCapture {
       },
       (err: Error) =>
         this.logger.error(
-          `Could not read the junction rows about to be removed (no m2m events): ${err.message}`,
+          `Could not read the junction rows about to be removed (no m2m events): ${logError(err)}`,
         ),
     );
   }

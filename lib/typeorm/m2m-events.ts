@@ -4,6 +4,7 @@ import type { ModelEventDefinition } from '../events/model-event.js';
 import type { JunctionChange } from './junction-change.batcher.js';
 import type { ModelEventBuilder, PreparedModelEvent } from './model-event.builder.js';
 import type { JunctionSide, ModelEventIndex } from './model-events.index.js';
+import { logError } from '../telemetry/log-fields.js';
 
 type ColumnMetadata = EntityMetadata['columns'][number];
 
@@ -49,7 +50,7 @@ export async function m2mEvents(
       const { side } = group;
       if ([...side.add, ...side.remove, ...side.clear].some((d) => builder.propagates(d))) throw err;
       logger.error(
-        `Many-to-many events of ${side.owner.metadata.name}.${side.relation.propertyName} were not sent: ${(err as Error).message}`,
+        `Many-to-many events of ${side.owner.metadata.name}.${side.relation.propertyName} were not sent: ${logError(err)}`,
       );
     }
   }

@@ -16,6 +16,7 @@ import { messages } from '../messages.js';
 import type { ResolvedThornOptions } from '../thorn-options.js';
 import { senderAt } from './model-sender.js';
 import { pathsOf, withLoadedPaths } from './model-relations.loader.js';
+import { logError, logLine } from '../telemetry/log-fields.js';
 
 /** A model event with its message built, waiting to be handed to the dispatcher. */
 export interface PreparedModelEvent {
@@ -123,7 +124,7 @@ export class ModelEventBuilder {
         out.push(await this.build(def, instance, ctx));
       } catch (err) {
         if (this.propagates(def)) throw err;
-        this.logger.error(`Model event "${def.name}" was not sent: ${(err as Error).message}`);
+        this.logger.error(logLine(`A model event was not sent: ${logError(err)}`, { event: def.name }));
       }
     }
     return out;

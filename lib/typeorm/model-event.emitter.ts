@@ -15,6 +15,7 @@ import { THORN_DATA_SOURCE } from '../thorn.constants.js';
 import { ModelEventBuilder, type PreparedModelEvent } from './model-event.builder.js';
 import { ModelEventSubscriber } from './model-event.subscriber.js';
 import { TransactionFrames, type HeldSlot } from './transaction-frames.js';
+import { logError, logLine } from '../telemetry/log-fields.js';
 
 declare const hookWait: unique symbol;
 
@@ -213,7 +214,10 @@ export class ModelEventEmitter implements OnModuleInit, BeforeApplicationShutdow
         await this.events.sendBody(e.name, e.body, e.eventOptions, e.sendOptions);
       } catch (err) {
         if (e.propagate) failure ??= err;
-        else this.logger.error(`Model event "${e.name}" could not be dispatched: ${(err as Error).message}`);
+        else
+          this.logger.error(
+            logLine(`A model event could not be dispatched: ${logError(err)}`, { event: e.name }),
+          );
       }
     }
     if (failure !== undefined) throw failure;

@@ -1,6 +1,7 @@
 import type { Logger } from '@nestjs/common';
 import type { EntityManager, EntityMetadata, ObjectLiteral } from 'typeorm';
 import { withLoadedPaths } from './model-relations.loader.js';
+import { logError } from '../telemetry/log-fields.js';
 
 /**
  * The relations a delete event reads but the removed entity lacks, loaded in `beforeRemove` (after the DELETE they are
@@ -23,7 +24,7 @@ export class RemovalPreloads {
         if (view !== entity) this.views.set(entity, view);
       },
       (err: Error) =>
-        this.logger.error(`Could not load what the delete events of ${metadata.name} read: ${err.message}`),
+        this.logger.error(`Could not load what the delete events of ${metadata.name} read: ${logError(err)}`),
     );
   }
 

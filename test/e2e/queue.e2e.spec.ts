@@ -299,7 +299,7 @@ describeRedis.each(queueFlavours)(
       expect(await events.send('a.b', data)).toMatchObject({ queued: true });
       const line = await logs.waitFor(/failed after 1 attempt/);
       expect(line).toMatch(
-        /^warn: Delivery \S+ of a\.b to http:\/\/127\.0\.0\.1:\d+\/form failed after 1 attempt\(s\): Cannot send "a\.b" as application\/x-www-form-urlencoded: the encoded body is \d+ bytes, over maxPayloadSize \(1000\)/,
+        /^warn: Delivery failed after 1 attempt\(s\): Cannot send "a\.b" as application\/x-www-form-urlencoded: the encoded body is \d+ bytes, over maxPayloadSize \(1000\).* event=a\.b delivery=\S+ subscription=\S+ url=http:\/\/127\.0\.0\.1:\d+\/form$/,
       );
       expect(line).not.toContain('SECRET');
       await receiver.waitFor(2);

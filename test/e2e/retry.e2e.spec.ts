@@ -339,7 +339,10 @@ describe.each(KINDS)('retries, %s transport', (kind) => {
       cb.calls.filter((c) => c.kind === 'error').map((c) => [c.req.url, c.err?.name, c.err?.message]),
     ).toEqual([[form.url, 'PayloadError', form.error]]);
     const line = await logs.waitFor(/failed after 1 attempt/);
-    expect(line).toContain(`/form failed after 1 attempt(s): ${form.error}`);
+    expect(line).toContain(`Delivery failed after 1 attempt(s): ${form.error}`);
+    // the URL logged without its query string (the subscriber's URL has ?token=SECRET)
+    const clean = form.url.split('?')[0];
+    expect(line).toContain(`delivery=${form.deliveryId} subscription=${form.subscription} url=${clean}`);
     expect(line).not.toContain('SECRET');
     expect(pending()).toBe(0);
   });

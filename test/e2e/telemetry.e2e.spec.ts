@@ -318,6 +318,45 @@ describe('OpenTelemetry (SDK in-memory exporters)', () => {
     },
   );
 
+  (redisUrl ? it : it.skip)(
+    'through bull, the send span travels with the job (traceparent only): chunk and retry attempts are its children',
+    async () => {
+      const seen = new Set<string>();
+      receiver.reply = (req) => {
+        const first = !seen.has(req.path);
+        seen.add(req.path);
+        return { status: req.path === '/one' && first ? 503 : 200 };
+      };
+      const prefix = `otel-trace-${randomUUID()}`;
+      const events = await boot({
+        dispatcher: 'bull',
+        bull: { url: redisUrl, prefix },
+        worker: true,
+        chunkSize: 1, // two recipients: the event job fans out into chunk jobs
+        retryMax: 1,
+        subscribers: {
+          'a.b': [
+            { url: `${receiver.url}/one`, hmacSecret: SECRET },
+            { url: `${receiver.url}/two`, hmacSecret: SECRET },
+          ],
+        },
+      });
+      await events.send('a.b', { traced: true });
+      await receiver.waitFor(3);
+      const deadline = Date.now() + 5000;
+      while (byName('POST').length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const [send] = byName('send a.b');
+      const http = byName('POST');
+      expect(http.map((s) => s.attributes['http.response.status_code']).sort()).toEqual([200, 200, 503]);
+      for (const s of http) {
+        expect(s.spanContext().traceId).toBe(send.spanContext().traceId);
+        expect(parentOf(s)).toBe(send.spanContext().spanId);
+      }
+      // the receivers were not sent the trace context (propagateTraceContext is off)
+      expect(receiver.requests.every((r) => r.headers.traceparent === undefined)).toBe(true);
+    },
+  );
+
   it('without an SDK the API is a no-op: deliveries work and nothing is recorded', async () => {
     trace.disable();
     metrics.disable();

@@ -111,7 +111,9 @@ describe('DeliveryService.finished', () => {
     const [req] = delivery.prepare(envelope(), [recipient('stored', 'st')]);
     const outcome = await delivery.attempt(req);
     await expect(delivery.finished(req, outcome)).resolves.toBeUndefined();
-    expect(logger.lines.some((l) => l.startsWith('error:') && /st.*store down/.test(l))).toBe(true);
+    expect(logger.lines.some((l) => l.startsWith('error:') && /store down.* subscription=st$/.test(l))).toBe(
+      true,
+    );
   });
 
   it('keeps the secrets out of a serialised or logged request', () => {

@@ -73,8 +73,8 @@ describe('RecipientResolver', () => {
     });
     expect(got.map((r) => r.url)).toEqual(['http://static/ok', 'http://own/ok']);
     expect(logger.lines.filter((l) => l.startsWith('error:'))).toEqual([
-      'error: Subscriber for "a.*" skipped for a.b: boom',
-      'error: Subscriber for "a.b" skipped for a.b: boom',
+      'error: A subscriber for "a.*" was skipped: boom event=a.b',
+      'error: A subscriber for "a.b" was skipped: boom event=a.b',
     ]);
     const failing = new RecipientResolver(
       resolveThornOptions(),

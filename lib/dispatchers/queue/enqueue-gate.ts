@@ -3,6 +3,7 @@
 import type { Logger } from '@nestjs/common';
 import { messages } from '../../messages.js';
 import type { QueueAdapter } from './queue.adapter.js';
+import { scrub } from '../../telemetry/telemetry.js';
 
 /** An add to Redis in progress: the events it carries, and whether it still waits for a connection. */
 interface PendingEnqueue {
@@ -29,7 +30,7 @@ export class EnqueueGate {
     private readonly logger: Logger,
   ) {
     adapter.onError((err) => {
-      this.lastRedisError = redactCredentials(err.message);
+      this.lastRedisError = scrub(redactCredentials(err.message));
       this.logger.error(`${adapter.library} queue "${adapter.queueName}": ${this.lastRedisError}`);
     });
   }

@@ -2,8 +2,11 @@
 // job, bounded enqueue and a bounded shutdown. The queue library hides behind a `QueueAdapter`; nothing here imports one.
 import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import type { AttemptOutcome, DeliveryService } from '../../delivery/delivery.service.js';
-import { redactUrl } from '../../delivery/io.js';
+import {
+  deliveryFailedLog,
+  type AttemptOutcome,
+  type DeliveryService,
+} from '../../delivery/delivery.service.js';
 import { nextRetry } from '../../delivery/retry.js';
 import type { EventEnvelope, SendResult } from '../../events/envelope.js';
 import type { ThornLedger } from '../../ledger/ledger.js';
@@ -15,6 +18,8 @@ import type { Recipient } from '../../subscriptions/recipient.js';
 import type { RecipientResolver } from '../../subscriptions/recipient.resolver.js';
 import { resolveDeliverySettings, type ResolvedThornOptions } from '../../thorn-options.js';
 import { ConcurrencyLimit } from '../../delivery/concurrency-limit.js';
+import { logError, logLine } from '../../telemetry/log-fields.js';
+import { activeTraceparent, underTraceparent } from '../../telemetry/telemetry.js';
 import type { Dispatcher } from '../dispatcher.js';
 import { EnqueueGate } from './enqueue-gate.js';
 import type { QueueAdapter, TakenJob } from './queue.adapter.js';
@@ -158,7 +163,10 @@ export class QueueDispatcher implements Dispatcher {
           this.queued -= ids.length;
           this.enqueueBackoff = Math.min(Math.max(2 * this.enqueueBackoff, 1000), 60_000);
           this.logger.warn(
-            `${ids.length} deliveries wait in the ledger: ${(err as Error).message} (claimed again in ${this.enqueueBackoff} ms)`,
+            logLine(
+              `${ids.length} deliveries wait in the ledger: ${logError(err)} (claimed again in ${this.enqueueBackoff} ms)`,
+              { event: names, delivery: ids },
+            ),
           );
           const backoff = this.enqueueBackoff;
           await ledger.store.release(ids, claim.token, Date.now() + backoff).catch(() => undefined);
@@ -187,14 +195,17 @@ export class QueueDispatcher implements Dispatcher {
       run: (job) => this.run(job),
       stalled: (id, name) =>
         this.logger.warn(
-          `Job ${id}${name ? ` (${name})` : ''} stalled (its worker died or blocked) and is run again`,
+          logLine(`A ${name ?? 'thorn'} job stalled (its worker died or blocked) and is run again`, {
+            job: id,
+          }),
         ),
       failed: (id, name, attempt, max, err) =>
-        this.logger.error(`Job ${id} (${name}) failed (attempt ${attempt} of ${max}): ${err.message}`),
+        this.logger.error(
+          logLine(`A ${name} job failed (attempt ${attempt} of ${max}): ${logError(err)}`, { job: id }),
+        ),
       stopped: (err) => {
         // closing while the library still connects rejects with whatever the connection threw: expected then
-        if (!this.closing)
-          this.logger.error(`${library} worker stopped: ${(err as Error | undefined)?.message ?? err}`);
+        if (!this.closing) this.logger.error(`${library} worker stopped: ${logError(err)}`);
       },
     });
   }
@@ -254,11 +265,16 @@ export class QueueDispatcher implements Dispatcher {
     }
     const recipients = env.subscribers ? await this.ownRecipients(env) : undefined;
     const id = randomUUID();
+    // the send span (the caller's context): the worker's attempts become its children
+    const traceparent = activeTraceparent();
     const overrides = env.overrides && Object.keys(env.overrides).length ? env.overrides : undefined;
     let requests: RequestsJobData | undefined;
     if (recipients?.length) {
       const prepared: QueuedRequest[] = this.delivery.prepare(env, recipients, { idFor: stableIds(id) });
-      for (const req of prepared) req.overrides = overrides;
+      for (const req of prepared) {
+        req.overrides = overrides;
+        req.traceparent = traceparent;
+      }
       requests = toWire(prepared);
     }
     return {
@@ -272,6 +288,7 @@ export class QueueDispatcher implements Dispatcher {
       ...(overrides ? { overrides } : {}),
       keepAlive: env.keepAlive,
       ...(requests ? { requests } : {}),
+      ...(traceparent ? { traceparent } : {}),
     };
   }
 
@@ -319,7 +336,10 @@ export class QueueDispatcher implements Dispatcher {
       const prepared: QueuedRequest[] = this.delivery.prepare(envelope, recipients, {
         idFor: stableIds(ev.id),
       });
-      for (const req of prepared) req.overrides = ev.overrides;
+      for (const req of prepared) {
+        req.overrides = ev.overrides;
+        req.traceparent = ev.traceparent;
+      }
       requests.push(...prepared, ...own);
     }
     const ordered = byOrigin(requests);
@@ -348,7 +368,10 @@ export class QueueDispatcher implements Dispatcher {
     const result: ThornJobResult = { requests: requests.length, chunks, ok: 0, retrying: 0, failed: 0 };
     await Promise.all(
       requests.map(async (req) => {
-        const outcome = await this.limit.run(() => this.delivery.attempt(req));
+        // under the send's span (carried by the job), whatever context the queue library runs jobs in
+        const outcome = await this.limit.run(() =>
+          underTraceparent(req.traceparent, () => this.delivery.attempt(req)),
+        );
         result[await this.settle(req, outcome)]++;
       }),
     );
@@ -370,9 +393,7 @@ export class QueueDispatcher implements Dispatcher {
       await this.adapter.add({ name: JOB.retry, data: toWire([req]), jobId: retryJobId(req), delay });
       return 'retrying';
     }
-    this.logger.warn(
-      `Delivery ${req.id} of ${req.event} to ${redactUrl(req.url)} failed after ${req.attempts} attempt(s): ${outcome.error?.message}`,
-    );
+    this.logger.warn(deliveryFailedLog(req, outcome));
     await this.delivery.finished(req, outcome);
     return 'failed';
   }

@@ -47,6 +47,11 @@ export interface QueuedEvent {
    * time: signed requests, never the subscribers' secrets.
    */
   requests?: RequestsJobData;
+  /**
+   * The `send` span's W3C `traceparent` (ids and sampled flag only, never `tracestate` or baggage): the worker's attempt
+   * spans become its children. Absent when the send had no span.
+   */
+  traceparent?: string;
 }
 
 /** What a job reports when it completes (kept as the job's return value). */
@@ -95,11 +100,15 @@ export interface WireRequest {
   failure?: string;
   /** The stored subscription had a failure streak when read (a success then clears it); absent: it had none. */
   failing?: true;
+  /** The `send` span's W3C `traceparent` (see `QueuedEvent`), so a chunk's or a retry's attempts join its trace. */
+  traceparent?: string;
 }
 
 /** A request of a queue dispatcher: it remembers its event's overrides, so its retry job can carry them again. */
 export interface QueuedRequest extends DeliveryRequest {
   overrides?: DeliveryOverrides;
+  /** The `send` span's W3C `traceparent`, carried by its chunk and retry jobs. */
+  traceparent?: string;
 }
 
 /** Data of `chunk` and `retry` jobs: requests sharing a few bodies. */
@@ -203,6 +212,7 @@ export function toWire(requests: QueuedRequest[]): RequestsJobData {
       body: i,
       ...(req.failure ? { failure: req.failure.message } : {}),
       ...(req.failing ? { failing: true as const } : {}),
+      ...(req.traceparent ? { traceparent: req.traceparent } : {}),
     };
   });
   return { bodies, requests: wire };
@@ -229,6 +239,7 @@ export function fromWire(data: RequestsJobData, module: DeliverySettings): Queue
     source: w.source,
     ...(w.source === 'stored' ? { failing: w.failing === true } : {}),
     ...(w.failure ? { failure: new Error(w.failure) } : {}),
+    ...(w.traceparent ? { traceparent: w.traceparent } : {}),
   }));
 }
 
