@@ -133,17 +133,26 @@ export class QueueDispatcher implements Dispatcher {
     });
   }
 
+  /**
+   * How many more claimed deliveries may go to Redis now: at most 4 × batchSize waiting. This process's worker lowers
+   * the estimate as it finishes jobs; the queue's counts (other processes' workers) correct it every 200 ms at most,
+   * and wake the relay when room appears.
+   */
   private ledgerRoom(ledger: ThornLedger): number {
-    const { batchSize, pollInterval } = ledger.options.ledger;
+    const limit = 4 * ledger.options.ledger.batchSize;
     const now = Date.now();
-    if (now - this.queuedCheckedAt >= pollInterval) {
+    if (now - this.queuedCheckedAt >= Math.min(200, ledger.options.ledger.pollInterval)) {
       this.queuedCheckedAt = now;
       this.adapter.counts().then(
-        (c) => (this.queued = (c.waiting + c.active) * this.options.chunkSize),
+        (c) => {
+          const before = this.queued;
+          this.queued = (c.waiting + c.active) * this.options.chunkSize;
+          if (before >= limit && this.queued < limit) ledger.relay.kick();
+        },
         () => undefined,
       );
     }
-    return this.closing || this.enqueueBackoff ? 0 : Math.max(0, 4 * batchSize - this.queued);
+    return this.closing || this.enqueueBackoff ? 0 : Math.max(0, limit - this.queued);
   }
 
   /** Enqueues claimed deliveries, chunkSize ids a job; when Redis refuses, they are claimed again after a backoff. */
@@ -359,8 +368,14 @@ export class QueueDispatcher implements Dispatcher {
         `A "deliveries" job reached a worker without the ledger: turn the ledger on in every process of this app`,
       );
     }
-    const counts = await this.ledger.deliverer.runClaimed(data.ids, data.claim);
-    return { requests: data.ids.length, chunks: 0, ...counts };
+    try {
+      const counts = await this.ledger.deliverer.runClaimed(data.ids, data.claim);
+      return { requests: data.ids.length, chunks: 0, ...counts };
+    } finally {
+      // room in Redis for more: the relay may claim again
+      this.queued = Math.max(0, this.queued - data.ids.length);
+      this.ledger.relay.kick();
+    }
   }
 
   /** Delivers requests side by side (at most `concurrency` in flight per worker); failures become retry jobs. */
