@@ -18,7 +18,7 @@ export class LedgerDispatcher implements Dispatcher {
 
   async dispatch(envelope: EventEnvelope): Promise<SendResult> {
     const [event] = await this.ledger.record([checked(envelope)], envelope.manager);
-    return { event: envelope.name, deliveries: [], recorded: true, eventId: event.record.id };
+    return result(envelope.name, event);
   }
 
   /**
@@ -38,7 +38,7 @@ export class LedgerDispatcher implements Dispatcher {
     }
     const recorded = await this.ledger.record(valid).catch((err: unknown) => {
       // over maxPayloadSize: the others were recorded
-      const partial = (err as { recorded?: LedgerEvent[] }).recorded;
+      const partial = (err as { recorded?: (LedgerEvent | undefined)[] }).recorded;
       if (!partial) throw err;
       errors.push(err);
       return partial;
@@ -51,17 +51,19 @@ export class LedgerDispatcher implements Dispatcher {
         `${errors.length} of ${envelopes.length} events could not be recorded; first: ${first}`,
       );
     }
-    return recorded.map((e) => ({
-      event: e.record.name,
-      deliveries: [],
-      recorded: true,
-      eventId: e.record.id,
-    }));
+    return valid.map((e, i) => result(e.name, recorded[i]));
   }
 
   async close(): Promise<void> {
     await this.queue?.close?.();
   }
+}
+
+/** `send()`'s result: recorded with its id, or not recorded (nobody subscribes to it). */
+function result(name: string, event: LedgerEvent | undefined): SendResult {
+  return event
+    ? { event: name, deliveries: [], recorded: true, eventId: event.record.id }
+    : { event: name, deliveries: [], recorded: false };
 }
 
 /**

@@ -62,7 +62,10 @@ export interface SendResult {
   queued?: boolean;
   /** The event is held by `bufferEvents` until the buffer flushes. */
   buffered?: boolean;
-  /** With the ledger: the event is recorded (in the caller's transaction when `send()` was given its manager). */
+  /**
+   * With the ledger: the event is recorded (in the caller's transaction when `send()` was given its manager); false when
+   * no subscriber can receive it (nothing is recorded then, and nothing would have been delivered).
+   */
   recorded?: boolean;
   /** With the ledger: the `thorn_event` id of the recorded event. */
   eventId?: string;

@@ -78,20 +78,33 @@ export class ThornLedger {
   }
 
   /**
-   * Records events. With `manager` they are written through it: inside its transaction they exist once it commits
-   * (and are relayed then), not at all if it rolls back. Without, they are written now and relayed at once. An event
-   * over `maxPayloadSize` is not recorded: the others are, then the first such error is thrown (its `recorded` holds
-   * what was recorded).
+   * Records events; the result is aligned with `events` (undefined: not recorded). With `manager` they are written
+   * through it: inside its transaction they exist once it commits (and are relayed then), not at all if it rolls back.
+   * Without, they are written now and relayed at once. An event no subscriber can receive (no static pattern matches,
+   * and the subscription cache holds no stored pattern that could) is not recorded. An event over `maxPayloadSize` is
+   * not recorded: the others are, then the first such error is thrown (its `recorded` holds the aligned result).
    */
-  async record(events: EventToRecord[], manager?: EntityManager): Promise<LedgerEvent[]> {
+  async record(events: EventToRecord[], manager?: EntityManager): Promise<(LedgerEvent | undefined)[]> {
     if (manager && manager.connection !== this.dataSource)
       throw new Error(messages.ledgerForeignManager(events[0]?.name ?? ''));
     const now = Date.now();
     // the send span (the caller's context), stored with each event so every later attempt joins its trace
     const traceparent = activeTraceparent();
-    const all = events.map((e) => toLedgerEvent(randomUUID(), e, now, traceparent));
-    const problems = all.map((e) => this.problem(e));
-    const recorded = all.filter((_, i) => !problems[i]);
+    const all: (LedgerEvent | undefined)[] = [];
+    const problems: Error[] = [];
+    for (const e of events) {
+      // an event nobody can receive is not recorded (it would get no delivery): no insert, no fan-out
+      const wanted = this.recipients.mayHaveRecipients(e.name);
+      if (!(wanted === true || (wanted !== false && (await wanted)))) {
+        all.push(undefined);
+        continue;
+      }
+      const event = toLedgerEvent(randomUUID(), e, now, traceparent);
+      const problem = this.problem(event);
+      if (problem) problems.push(problem);
+      all.push(problem ? undefined : event);
+    }
+    const recorded = all.filter((e): e is LedgerEvent => e !== undefined);
     if (recorded.length) {
       await this.store.insertEvents(
         recorded.map((e) => e.record),
@@ -101,9 +114,8 @@ export class ThornLedger {
       if (qr?.isTransactionActive) this.commits.hold(qr, recorded);
       else this.relay.wake(recorded);
     }
-    const first = problems.find((p) => p);
-    if (first) throw Object.assign(first, { recorded });
-    return recorded;
+    if (problems.length) throw Object.assign(problems[0], { recorded: all });
+    return all;
   }
 
   /** Resolves once everything this process recorded so far has been fanned out and attempted (tests, benchmarks). */

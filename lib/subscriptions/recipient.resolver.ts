@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { DeliveryRequest, SigningKeys } from '../delivery/request.js';
 import type { ResolvedThornOptions } from '../thorn-options.js';
 import type { Recipient, SubscriberContext, SubscribersOption } from './recipient.js';
+import { matchesPattern } from './pattern.js';
 import { resolveSubscribers } from './static-subscribers.js';
 import type { SubscriptionStore } from './subscription.store.js';
 import { logError, logLine } from '../telemetry/log-fields.js';
@@ -46,6 +47,16 @@ export class RecipientResolver {
         : none,
     ]);
     return [...statics, ...stored, ...own];
+  }
+
+  /**
+   * Whether event `name` may have a recipient: a static pattern matches it, or the stored subscriptions' pattern cache
+   * can't rule one out. False means `resolve()` would find no one (within the cache's staleness bound); nothing is
+   * resolved here (no callback runs).
+   */
+  mayHaveRecipients(name: string): boolean | Promise<boolean> {
+    for (const pattern in this.options.subscribers ?? {}) if (matchesPattern(pattern, name)) return true;
+    return this.store ? this.store.mayMatch(name) : false;
   }
 
   /** The static subscribers (module `subscribers` option) only: the ledger finds a static delivery's recipient again. */

@@ -147,6 +147,14 @@ export class SubscriptionStore {
   }
 
   /**
+   * False only when the pattern cache knows no stored subscription can match `event` (within its staleness bound, as
+   * for `find()`); true when one may, or without a cache. Never queries the subscriptions themselves.
+   */
+  mayMatch(event: string): boolean | Promise<boolean> {
+    return this.cache ? this.cache.mayMatch(candidatePatterns(event)) : true;
+  }
+
+  /**
    * Active subscriptions by id, as they are now (the ledger reads a delivery's current URL and secrets this way; a
    * disabled or paused one is left out, like in `find()`).
    */

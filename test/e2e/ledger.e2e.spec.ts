@@ -128,11 +128,22 @@ describe.each(testDatabases)('delivery ledger, direct dispatcher ($name)', (db) 
   });
 
   it('send() outside a transaction records the event before it resolves and returns its id', async () => {
-    await boot({ subscribers: {} });
+    // a receiver that never answers: the row exists though no request has finished
+    receiver.reply = () => ({ hold: new Promise(() => undefined) });
+    await boot({ timeout: 1000 });
     const result = await t.events.send('plain.one', { n: 1 });
     expect(result).toMatchObject({ event: 'plain.one', recorded: true, deliveries: [] });
     const found = await rows('thorn_event', `WHERE id = '${result.eventId}'`);
     expect(found).toHaveLength(1);
+  });
+
+  it('an event nobody subscribes to is not recorded (no insert, no fan-out): send() says recorded: false', async () => {
+    await boot({ subscribers: { 'plain.#': `${receiver.url}/plain` } });
+    // a model event and a plain one, both without any static or stored subscriber
+    await t.dataSource.getRepository(Memo).save({ text: 'unheard' });
+    const result = await t.events.send('nobody.listens', { n: 1 });
+    expect(result).toEqual({ event: 'nobody.listens', deliveries: [], recorded: false });
+    expect(await rows('thorn_event')).toEqual([]);
   });
 
   it('send({ manager }) joins the caller transaction: nothing on rollback, delivered after commit', async () => {
