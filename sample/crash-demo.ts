@@ -4,6 +4,7 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, sampleClient } from './client.js';
 
 /**
  * The ledger's promise, shown with real processes: the sample app (built `main.js`, a SQLite file) takes a stream of
@@ -64,15 +65,7 @@ export async function runCrashDemo(
     }
     throw new Error('the sample did not start within 15 s');
   };
-  const call = async (method: string, path: string, body: unknown) => {
-    const res = await fetch(`${base}${path}`, {
-      method,
-      headers: { authorization: 'Bearer alice-token', 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    if (res.status !== 201) throw new Error(`${method} ${path} → ${res.status}`);
-    return (await res.json()) as { uuid: string; id: number };
-  };
+  const call = sampleClient(base);
 
   let ok = false;
   try {
@@ -125,13 +118,4 @@ export async function runCrashDemo(
     rmSync(dir, { recursive: true, force: true });
   }
   return ok;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }

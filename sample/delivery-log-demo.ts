@@ -3,6 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AppModule } from './app.module.js';
+import { freePort, sampleClient } from './client.js';
 
 /**
  * The delivery-log part of `npm run demo` (SPEC §10): a receiver that is down, the log of the failed delivery with
@@ -23,12 +24,7 @@ export async function runDeliveryLogDemo(log: (line: string) => void = console.l
   });
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-  const port = await new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
+  const port = await freePort();
   const app = await NestFactory.create(
     AppModule.forRoot({ sqliteFile: ':memory:', dispatcher: 'direct', port, retryMax: 1 }),
     { logger: ['error'] },
@@ -36,16 +32,7 @@ export async function runDeliveryLogDemo(log: (line: string) => void = console.l
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true }));
   await app.listen(port, '127.0.0.1');
   const base = `http://127.0.0.1:${port}`;
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${base}${path}`, {
-      method,
-      headers: { authorization: 'Bearer alice-token', 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${method} ${path} → ${res.status} ${text}`);
-    return text ? JSON.parse(text) : undefined;
-  };
+  const call = sampleClient(base);
   const until = async (what: string, check: () => Promise<boolean>) => {
     const deadline = Date.now() + 20_000;
     while (!(await check())) {

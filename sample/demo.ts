@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { verify } from 'nestjs-thorn';
 import { dirname, join } from 'node:path';
 import { AppModule } from './app.module.js';
+import { freePort, sampleClient } from './client.js';
 import { runCrashDemo } from './crash-demo.js';
 import { runDeliveryLogDemo } from './delivery-log-demo.js';
 
@@ -40,15 +41,6 @@ function startReceiver(): Promise<string> {
   );
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** Waits until an `event` delivery beyond those already seen arrives (10 s at most). */
 async function waitForEvent(event: string, seen: Set<Delivery>): Promise<Delivery | undefined> {
   const deadline = Date.now() + 10_000;
@@ -73,16 +65,7 @@ export async function runDemo(log: (line: string) => void = console.log): Promis
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true }));
   await app.listen(port, '127.0.0.1');
   const base = `http://127.0.0.1:${port}`;
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${base}${path}`, {
-      method,
-      headers: { authorization: 'Bearer alice-token', 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${method} ${path} → ${res.status} ${text}`);
-    return text ? JSON.parse(text) : undefined;
-  };
+  const call = sampleClient(base);
 
   let ok = true;
   try {
