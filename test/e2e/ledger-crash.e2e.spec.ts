@@ -13,19 +13,11 @@ import { Subscriber, THORN_LEDGER_ENTITIES } from '../../lib/index.js';
 import { testDatabases, type TestDatabase } from '../fixtures/databases.js';
 import { queueFlavours } from '../fixtures/queues.js';
 import { TestReceiver } from '../fixtures/receiver.js';
+import { until } from '../fixtures/wait.js';
 
 const redisUrl = process.env.THORN_TEST_REDIS_URL;
 // child processes start in about a second each, and the leases must expire: more than jest's default 5 s
 jest.setTimeout(60_000);
-
-/** Resolves once `check` holds; throws after `ms`. */
-async function until(check: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** A running app process and the lines it printed. */
 class AppProcess {

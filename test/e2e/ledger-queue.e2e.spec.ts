@@ -3,14 +3,13 @@
 import 'reflect-metadata';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
 import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
 import { ModelEvent, THORN_LEDGER_ENTITIES } from '../../lib/index.js';
 import { testDatabases } from '../fixtures/databases.js';
 import { bootModelApp, createSchema, type ModelApp } from '../fixtures/model-app.js';
 import { queueFlavours } from '../fixtures/queues.js';
 import { TestReceiver } from '../fixtures/receiver.js';
-import { startRedisOn, stopRedis, type RedisOnPort } from '../fixtures/redis-server.js';
+import { freePort, startRedisOn, stopRedis, type RedisOnPort } from '../fixtures/redis-server.js';
 
 const SCHEMA = 'thorn_ledger_queue';
 jest.setTimeout(60_000);
@@ -23,16 +22,6 @@ class Parcel {
   webhookPayload() {
     return { label: this.label };
   }
-}
-
-/** A port nothing listens on now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 const describeRedis = process.env.THORN_TEST_REDIS_URL ? describe : describe.skip;
