@@ -441,10 +441,20 @@ export function resolveDeliverySettings(
 ): DeliverySettings {
   // only the delivery settings: `module` is usually the whole resolved options object (secrets, guards, …)
   const out = {} as Record<keyof DeliverySettings, unknown>;
-  for (const k of DELIVERY_SETTING_KEYS) {
-    out[k] = layers.find((l) => l?.[k] !== undefined)?.[k] ?? module[k];
-  }
+  for (const k of DELIVERY_SETTING_KEYS) out[k] = firstDefined(layers, k) ?? module[k];
   return out as unknown as DeliverySettings;
+}
+
+/** The first layer's value of `k` that is not undefined (plain loop: this runs for every event sent). */
+function firstDefined(
+  layers: readonly (DeliveryOverrides | undefined)[],
+  k: keyof DeliveryOverrides,
+): DeliveryOverrides[keyof DeliveryOverrides] | undefined {
+  for (const l of layers) {
+    const v = l?.[k];
+    if (v !== undefined) return v;
+  }
+  return undefined;
 }
 
 /**
@@ -457,7 +467,7 @@ export function deliveryOverrides(
 ): DeliveryOverrides {
   const out: Record<string, unknown> = {};
   for (const k of DELIVERY_SETTING_KEYS) {
-    const v = layers.find((l) => l?.[k] !== undefined)?.[k];
+    const v = firstDefined(layers, k);
     if (v === undefined) continue;
     // the same check as the module option of that name
     const want = OPTIONS[k].check(v, k);

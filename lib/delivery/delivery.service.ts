@@ -241,9 +241,8 @@ export class DeliveryService {
    * (`signingKeys` hook), then with `standardWebhooks` a new `webhook-timestamp` and `webhook-signature` (same
    * `webhook-id` and body). Returns an outcome only when the attempt must not be made.
    */
-  private async signAttempt(req: DeliveryRequest): Promise<AttemptOutcome | undefined> {
-    let keys = req.keys;
-    let fresh = false;
+  private signAttempt(req: DeliveryRequest): AttemptOutcome | undefined | Promise<AttemptOutcome | undefined> {
+    const keys = req.keys;
     const hook = this.hooks.signingKeys;
     const signed =
       keys !== null &&
@@ -251,32 +250,52 @@ export class DeliveryService {
         req.headers[HOOK_HEADERS.hmac] !== undefined ||
         req.headers['webhook-signature'] !== undefined);
     if (hook && signed && (keys === undefined || (req.source === 'stored' && req.attempts > 1))) {
-      let current: SigningKeys | null | undefined;
-      try {
-        current = await hook(req);
-      } catch (err) {
-        const error = new Error(
-          `Could not read the secret of subscription ${req.subscription}: ${asError(err).message}`,
-        );
-        return { verdict: { ok: false, retryable: true, gone: false }, error };
-      }
-      if (current === null) {
-        return { verdict: FINAL, error: new Error(messages.subscriptionVanished(req.subscription)) };
-      }
-      if (current) {
-        keys = current;
-        fresh = true;
-        holdKeys(req, current);
-      }
+      return this.signWithCurrentKeys(req, keys, hook);
     }
+    // a first attempt with the keys it was prepared with: nothing to read, no promise
+    return this.resign(req, keys, false);
+  }
+
+  /** `signAttempt()` with the secrets read again through the `signingKeys` hook. */
+  private async signWithCurrentKeys(
+    req: DeliveryRequest,
+    keys: SigningKeys | null | undefined,
+    hook: NonNullable<DeliveryHooks['signingKeys']>,
+  ): Promise<AttemptOutcome | undefined> {
+    let current: SigningKeys | null | undefined;
+    try {
+      current = await hook(req);
+    } catch (err) {
+      const error = new Error(
+        `Could not read the secret of subscription ${req.subscription}: ${asError(err).message}`,
+      );
+      return { verdict: { ok: false, retryable: true, gone: false }, error };
+    }
+    if (current === null) {
+      return { verdict: FINAL, error: new Error(messages.subscriptionVanished(req.subscription)) };
+    }
+    if (!current) return this.resign(req, keys, false);
+    holdKeys(req, current);
+    return this.resign(req, current, true);
+  }
+
+  /**
+   * Signs again when the keys are `fresh` (read now), or with `standardWebhooks` when the timestamp or the rotated-out
+   * secret's grace period changed since the request was signed.
+   */
+  private resign(
+    req: DeliveryRequest,
+    keys: SigningKeys | null | undefined,
+    fresh: boolean,
+  ): AttemptOutcome | undefined {
     if (!keys) return undefined;
-    const now = Math.floor(Date.now() / 1000);
-    const timestamp = String(now);
+    if (!fresh && !this.options.standardWebhooks) return undefined;
+    const timestamp = String(Math.floor(Date.now() / 1000));
     const stale =
       fresh ||
       req.headers['webhook-timestamp'] !== timestamp ||
       (keys.previous && keys.previousExpiresAt && new Date(keys.previousExpiresAt).getTime() <= Date.now());
-    if (!fresh && !(this.options.standardWebhooks && stale)) return undefined;
+    if (!stale) return undefined;
     const failure = this.sign(req, keys, timestamp, fresh);
     return failure ? { verdict: FINAL, error: failure } : undefined;
   }
@@ -288,19 +307,42 @@ export class DeliveryService {
    * request's secrets from memory. Never throws: a failing hook is logged.
    */
   async finished(request: DeliveryRequest, outcome: AttemptOutcome): Promise<void> {
+    await this.end(request, outcome);
+  }
+
+  /**
+   * `finished()` for the dispatchers: a promise only while the `onFinished` hook is still working (no hook, or one
+   * that answered at once, as for a static subscriber: nothing to wait for on the delivery's path). Never rejects.
+   */
+  end(request: DeliveryRequest, outcome: AttemptOutcome): Promise<void> | undefined {
+    const hook = this.hooks.onFinished;
+    let pending: void | Promise<void> = undefined;
     try {
-      await this.hooks.onFinished?.(request, outcome);
+      pending = hook?.(request, outcome);
     } catch (err) {
-      this.logger.error(
-        logLine(`Recording the end of a delivery failed: ${logError(err)}`, {
-          event: request.event,
-          delivery: request.id,
-          subscription: request.subscription,
-        }),
-      );
-    } finally {
-      if (request.keys) holdKeys(request, undefined);
+      this.endFailed(request, err);
     }
+    if (!pending) {
+      forgetKeys(request);
+      return undefined;
+    }
+    return Promise.resolve(pending).then(
+      () => forgetKeys(request),
+      (err: unknown) => {
+        this.endFailed(request, err);
+        forgetKeys(request);
+      },
+    );
+  }
+
+  private endFailed(request: DeliveryRequest, err: unknown): void {
+    this.logger.error(
+      logLine(`Recording the end of a delivery failed: ${logError(err)}`, {
+        event: request.event,
+        delivery: request.id,
+        subscription: request.subscription,
+      }),
+    );
   }
 
   /** The body for one content type, or why it cannot be encoded (size is checked by the caller). */
@@ -331,7 +373,8 @@ export class DeliveryService {
   private async attemptOnce(req: DeliveryRequest): Promise<AttemptOutcome> {
     req.attempts++;
     if (req.failure) return { verdict: FINAL, error: req.failure };
-    const refused = await this.signAttempt(req);
+    const signing = this.signAttempt(req);
+    const refused = signing instanceof Promise ? await signing : signing;
     if (refused) return refused;
     const validators = req.validators ?? this.options.recipientValidators;
     let url = req.url;
@@ -390,7 +433,14 @@ export class DeliveryService {
 
 /** Puts the secrets on a request as a non-enumerable property: a logged or serialised request never shows them. */
 function holdKeys(req: DeliveryRequest, keys: SigningKeys | null | undefined): void {
-  Object.defineProperty(req, 'keys', { value: keys, writable: true, configurable: true, enumerable: false });
+  // once defined (non-enumerable, writable), a plain assignment keeps it so
+  if (Object.hasOwn(req, 'keys')) req.keys = keys;
+  else Object.defineProperty(req, 'keys', { value: keys, writable: true, configurable: true, enumerable: false });
+}
+
+/** Drops a finished request's secrets from memory. */
+function forgetKeys(req: DeliveryRequest): void {
+  if (req.keys) req.keys = undefined;
 }
 
 /** The current secret, then the previous one while its grace period lasts (never once it has ended). */

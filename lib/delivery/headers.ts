@@ -1,5 +1,7 @@
 // Everything but printable ASCII, and `%` itself (so that every `%` in an encoded value starts an escape).
 const UNSAFE = /[^\x20-\x24\x26-\x7e]+/gu;
+// A value that needs no encoding: printable ASCII without `%`, not starting or ending with a space.
+const PLAIN = /^(?:[\x21-\x24\x26-\x7e](?:[\x20-\x24\x26-\x7e]*[\x21-\x24\x26-\x7e])?)?$/;
 // Leading and trailing spaces: HTTP parsers strip them.
 const EDGE_SPACES = /^ +| +$/g;
 
@@ -10,6 +12,8 @@ const EDGE_SPACES = /^ +| +$/g;
  * `URIError` for a string that is not well-formed Unicode (a lone surrogate).
  */
 export function encodeHeaderValue(value: string): string {
+  // the usual case (a plain ASCII name or id): one test, no copy
+  if (PLAIN.test(value)) return value;
   return value
     .replace(UNSAFE, (run) => encodeURIComponent(run))
     .replace(EDGE_SPACES, (run) => '%20'.repeat(run.length));

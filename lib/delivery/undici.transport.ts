@@ -51,32 +51,14 @@ export class UndiciTransport implements Transport {
 
   /**
    * One POST through undici's low-level `dispatch` (no AbortController, response stream or async iterator per
-   * request: this is the per-delivery hot path). The timer covers connect + response: undici only hands out the abort
-   * function once connected, so a timeout during lookup/connect settles the promise and aborts on connect.
+   * request: this is the per-delivery hot path; the handler is one object, see `PostHandler`). The timer covers
+   * connect + response: undici only hands out the abort function once connected, so a timeout during lookup/connect
+   * settles the promise and aborts on connect.
    */
   send(req: TransportRequest): Promise<TransportResponse> {
     const { origin, path, authorization } = this.target(req.url);
-    const cap = this.options.maxResponseBody;
     return new Promise<TransportResponse>((resolve, reject) => {
-      let abort: ((reason?: Error) => void) | undefined;
-      let settled = false;
-      let status = 0;
-      let headers: TransportResponse['headers'] = {};
-      const chunks: Buffer[] = [];
-      let size = 0;
-      const settle = (err: unknown, res?: TransportResponse) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (err) reject(translateError(err, req));
-        else resolve(res!);
-      };
-      const timer = setTimeout(() => {
-        const err = new DeliveryTimeoutError(req.url, req.timeout);
-        settle(err);
-        abort?.(err);
-      }, req.timeout);
-      const respond = () => settle(null, { status, headers, body: Buffer.concat(chunks).toString('utf8') });
+      const handler = new PostHandler(req, this.options.maxResponseBody, resolve, reject);
       this.agentFor(req.validators, req.keepAlive).dispatch(
         {
           origin,
@@ -88,33 +70,7 @@ export class UndiciTransport implements Transport {
           bodyTimeout: req.timeout,
           reset: !req.keepAlive,
         },
-        {
-          onConnect(a: (reason?: Error) => void) {
-            abort = a;
-            if (settled) a(new DeliveryTimeoutError(req.url, req.timeout));
-          },
-          onHeaders(statusCode: number, rawHeaders: Buffer[]) {
-            status = statusCode;
-            headers = parseRawHeaders(rawHeaders);
-            return true;
-          },
-          onData(chunk: Buffer) {
-            const room = cap - size;
-            if (room > 0) {
-              chunks.push(chunk.length > room ? chunk.subarray(0, room) : chunk);
-              size += Math.min(room, chunk.length);
-            }
-            if (size >= cap) {
-              // enough read: answer now and drop the rest with the connection (never buffer unbounded)
-              respond();
-              abort?.();
-              return false;
-            }
-            return true;
-          },
-          onComplete: respond,
-          onError: (err: Error) => settle(err),
-        } as any,
+        handler as any,
       );
     });
   }
@@ -145,6 +101,86 @@ export class UndiciTransport implements Transport {
     this.closingAgents.clear();
     await Promise.all(agents.map((a) => a.close().catch(() => a.destroy())));
   }
+}
+
+/**
+ * undici's handler for one POST: collects the status, headers and up to `cap` bytes of the body, and settles the
+ * request's promise once (answer, error or timeout). Its methods live on the prototype: no closures per request.
+ */
+class PostHandler {
+  private abort: ((reason?: Error) => void) | undefined;
+  private settled = false;
+  private status = 0;
+  private headers: TransportResponse['headers'] = {};
+  private chunks: Buffer[] | null = null;
+  private size = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly req: TransportRequest,
+    private readonly cap: number,
+    private readonly resolve: (res: TransportResponse) => void,
+    private readonly reject: (err: unknown) => void,
+  ) {
+    this.timer = setTimeout(onPostTimeout, req.timeout, this);
+  }
+
+  /** The timer fired: fail with a timeout and abort the request (at once, or as soon as it is connected). */
+  timedOut(): void {
+    const err = new DeliveryTimeoutError(this.req.url, this.req.timeout);
+    this.fail(err);
+    this.abort?.(err);
+  }
+
+  onConnect(abort: (reason?: Error) => void): void {
+    this.abort = abort;
+    if (this.settled) abort(new DeliveryTimeoutError(this.req.url, this.req.timeout));
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
+    this.status = statusCode;
+    this.headers = parseRawHeaders(rawHeaders);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    const room = this.cap - this.size;
+    if (room > 0) {
+      (this.chunks ??= []).push(chunk.length > room ? chunk.subarray(0, room) : chunk);
+      this.size += Math.min(room, chunk.length);
+    }
+    if (this.size >= this.cap) {
+      // enough read: answer now and drop the rest with the connection (never buffer unbounded)
+      this.onComplete();
+      this.abort?.();
+      return false;
+    }
+    return true;
+  }
+
+  onComplete(): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.timer);
+    const c = this.chunks;
+    const body = c === null ? '' : c.length === 1 ? c[0].toString('utf8') : Buffer.concat(c).toString('utf8');
+    this.resolve({ status: this.status, headers: this.headers, body });
+  }
+
+  onError(err: Error): void {
+    this.fail(err);
+  }
+
+  private fail(err: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.reject(translateError(err, this.req));
+  }
+}
+
+function onPostTimeout(handler: PostHandler): void {
+  handler.timedOut();
 }
 
 interface Target {

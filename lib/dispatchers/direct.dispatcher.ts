@@ -44,12 +44,17 @@ export class DirectDispatcher implements Dispatcher {
   }
 
   async dispatch(envelope: EventEnvelope): Promise<SendResult> {
-    const recipients = await this.recipients.resolve(envelope);
+    const found = this.recipients.recipientsOf(envelope);
+    const recipients = Array.isArray(found) ? found : await found;
     if (!recipients.length) return { event: envelope.name, deliveries: [] };
     // a JSON body over maxPayloadSize rejects send(); any other recipient that can't be encoded fails alone
     const bodies = this.delivery.jsonBody(envelope);
     const requests = this.delivery.prepare(envelope, recipients, { bodies });
-    const deliveries = await Promise.all(requests.map((r) => this.deliver(r, envelope.callbacks)));
+    const cb = envelope.callbacks;
+    const deliveries =
+      requests.length === 1
+        ? [await this.deliver(requests[0], cb)]
+        : await Promise.all(requests.map((r) => this.deliver(r, cb)));
     return { event: envelope.name, deliveries };
   }
 
@@ -96,29 +101,33 @@ export class DirectDispatcher implements Dispatcher {
     this.timers.clear();
   }
 
-  private async deliver(req: DeliveryRequest, callbacks?: DeliveryCallbacks): Promise<DeliveryResult> {
-    const outcome = await this.limit.run(() => this.delivery.attempt(req));
-    const retrying = await this.settle(req, outcome, callbacks);
-    return {
-      subscription: req.subscription,
-      url: req.url,
-      deliveryId: req.id,
-      ok: outcome.verdict.ok,
-      status: outcome.response?.status,
-      error: outcome.error?.message,
-      retrying,
-    };
+  private deliver(req: DeliveryRequest, callbacks?: DeliveryCallbacks): Promise<DeliveryResult> {
+    return this.limit
+      .run(() => this.delivery.attempt(req))
+      .then((outcome) => {
+        const result = (retrying: boolean): DeliveryResult => ({
+          subscription: req.subscription,
+          url: req.url,
+          deliveryId: req.id,
+          ok: outcome.verdict.ok,
+          status: outcome.response?.status,
+          error: outcome.error?.message,
+          retrying,
+        });
+        const retrying = this.settle(req, outcome, callbacks);
+        return typeof retrying === 'boolean' ? result(retrying) : retrying.then(result);
+      });
   }
 
   /**
    * Schedules a retry, or ends the delivery (`DeliveryService.finished()`, then the final callback); returns whether a
-   * retry was scheduled.
+   * retry was scheduled (a promise only while the end is being recorded).
    */
-  private async settle(
+  private settle(
     req: DeliveryRequest,
     outcome: AttemptOutcome,
     callbacks?: DeliveryCallbacks,
-  ): Promise<boolean> {
+  ): boolean | Promise<boolean> {
     const { verdict } = outcome;
     const retry = nextRetry(req, verdict);
     const delay = this.closed ? undefined : retry;
@@ -128,13 +137,15 @@ export class DirectDispatcher implements Dispatcher {
       });
       return true;
     }
+    const end = (): false => {
+      if (!verdict.ok) this.logger.warn(deliveryFailedLog(req, outcome));
+      if (callbacks) void this.callback(req, outcome, callbacks);
+      return false;
+    };
     // a retry dropped at shutdown did not end the delivery: the receiver's health is not told
-    if (retry === undefined) await this.delivery.finished(req, outcome);
-    if (!verdict.ok) {
-      this.logger.warn(deliveryFailedLog(req, outcome));
-    }
-    void this.callback(req, outcome, callbacks);
-    return false;
+    if (retry !== undefined) return end();
+    const finished = this.delivery.end(req, outcome);
+    return finished ? finished.then(end) : end();
   }
 
   /**

@@ -12,7 +12,7 @@ import { messages } from '../messages.js';
 import {
   deliveryOverrides,
   resolveDeliverySettings,
-  type DispatcherOption,
+  type DeliverySettings,
   type ResolvedThornOptions,
 } from '../thorn-options.js';
 import type { EventEnvelope, SendResult } from './envelope.js';
@@ -26,6 +26,8 @@ import { logError } from '../telemetry/log-fields.js';
 @Injectable()
 export class EventService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('Thorn');
+  /** The module's delivery settings: what every event without overrides carries (never changed once built). */
+  private moduleSettings?: DeliverySettings;
 
   constructor(
     @InjectThornOptions() readonly options: ResolvedThornOptions,
@@ -80,7 +82,10 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
     options: SendOptions & { ownerlessOnly?: boolean } = {},
   ): Promise<SendResult> {
     const envelope = this.envelope(name, body, eventOptions, options);
-    const dispatcher = await this.dispatcherFor(eventOptions.dispatcher);
+    const dispatcher =
+      eventOptions.dispatcher === undefined
+        ? this.dispatcher
+        : await this.resources.getDispatcher(eventOptions.dispatcher, this.delivery, this.recipients);
     const buffer = bufferStorage.getStore();
     // an event recorded through the caller's transaction is written now, in it: a buffer can't hold it past that
     if (
@@ -158,14 +163,18 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
     opts: SendOptions & { ownerlessOnly?: boolean },
   ): EventEnvelope {
     const overrides = deliveryOverrides(name, opts, ev);
+    // one shape for every envelope (absent options are undefined, not missing): this runs for every event sent
     return {
       name,
       body,
       sender: senderId(opts.sender),
-      ...(opts.ownerlessOnly ? { ownerlessOnly: true } : {}),
-      context: { ...(opts.context ?? {}) },
-      headers: { ...(opts.headers ?? {}) },
-      settings: resolveDeliverySettings(this.options, overrides),
+      ownerlessOnly: opts.ownerlessOnly ? true : undefined,
+      context: opts.context ? { ...opts.context } : {},
+      headers: opts.headers ? { ...opts.headers } : {},
+      // the module's settings, resolved once, unless this send or its Event overrides one
+      settings: isEmpty(overrides)
+        ? (this.moduleSettings ??= Object.freeze(resolveDeliverySettings(this.options)))
+        : resolveDeliverySettings(this.options, overrides),
       overrides,
       keepAlive: ev.allowKeepalive ?? true,
       validators: ev.recipientValidators,
@@ -174,15 +183,10 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
         opts.onSuccess || opts.onError || opts.onTimeout
           ? { onSuccess: opts.onSuccess, onError: opts.onError, onTimeout: opts.onTimeout }
           : undefined,
-      ...(opts.manager ? { manager: opts.manager } : {}),
+      manager: opts.manager,
     };
   }
 
-  /** The module's dispatcher (ledger-backed when the ledger is on), or the one an Event chose. */
-  private dispatcherFor(option: DispatcherOption | undefined): Promise<Dispatcher> {
-    if (option === undefined) return Promise.resolve(this.dispatcher);
-    return this.resources.getDispatcher(option, this.delivery, this.recipients);
-  }
 }
 
 /** The id used for ownership: an object's `id`, or the value itself; null when absent. */
@@ -203,4 +207,9 @@ function eventSubscribers(name: string, spec: SubscriberSpec | SubscribersOption
     Object.getPrototypeOf(spec) === Object.prototype &&
     !('url' in spec);
   return isPatternMap ? (spec as SubscribersOption) : { [name]: spec as SubscriberSpec };
+}
+
+function isEmpty(o: object): boolean {
+  for (const _ in o) return false;
+  return true;
 }

@@ -3,7 +3,7 @@ import type { DeliveryRequest, SigningKeys } from '../delivery/request.js';
 import type { ResolvedThornOptions } from '../thorn-options.js';
 import type { Recipient, SubscriberContext, SubscribersOption } from './recipient.js';
 import { matchesPattern } from './pattern.js';
-import { resolveSubscribers } from './static-subscribers.js';
+import { isPlainSpec, resolveSubscribers } from './static-subscribers.js';
 import type { SubscriptionStore } from './subscription.store.js';
 import { logError, logLine } from '../telemetry/log-fields.js';
 
@@ -28,6 +28,8 @@ export interface RecipientQuery {
  */
 export class RecipientResolver {
   private readonly logger = new Logger('Thorn');
+  /** Static recipients per event name, for events whose matching static subscribers are all plain values. */
+  private readonly staticCache = new Map<string, readonly Recipient[]>();
 
   constructor(
     private readonly options: Pick<ResolvedThornOptions, 'subscribers' | 'defaultHmacSecret'>,
@@ -35,18 +37,55 @@ export class RecipientResolver {
   ) {}
 
   /** Every recipient of the event: static, then stored, then the event's own. */
-  async resolve(query: RecipientQuery): Promise<Recipient[]> {
-    const ctx = context(query);
+  resolve(query: RecipientQuery): Promise<Recipient[]> {
+    const found = this.recipientsOf(query);
+    return Array.isArray(found) ? Promise.resolve(found) : found;
+  }
+
+  /**
+   * `resolve()` for the dispatchers: an array, without a promise, when nothing has to be waited for (only static
+   * subscribers given as plain values, the common case of a static setup: no promise on the event's path).
+   */
+  recipientsOf(query: RecipientQuery): Recipient[] | Promise<Recipient[]> {
+    const statics = this.staticsFor(query);
+    if (!this.store && !query.subscribers && Array.isArray(statics)) return statics.slice();
     const onError = this.onError(query.name);
     const none = Promise.resolve([] as Recipient[]);
-    const [statics, stored, own] = await Promise.all([
-      resolveSubscribers(this.options.subscribers, query.name, ctx, this.defaults('static', onError)),
+    return Promise.all([
+      statics,
       this.store ? this.store.find(query.name, query.sender, query.ownerlessOnly) : none,
       query.subscribers
-        ? resolveSubscribers(query.subscribers, query.name, ctx, this.defaults('event', onError))
+        ? resolveSubscribers(query.subscribers, query.name, context(query), this.defaults('event', onError))
         : none,
-    ]);
-    return [...statics, ...stored, ...own];
+    ]).then(([s, stored, own]) => [...s, ...stored, ...own]);
+  }
+
+  /**
+   * The static subscribers of an event. Those given as plain values (URL strings, `{ url, … }` objects, arrays of
+   * them) depend on the event's name only, so they are resolved once per name and kept (at most
+   * `MAX_CACHED_EVENT_NAMES` names); callbacks, promises and iterables run on every event, as before.
+   */
+  private staticsFor(query: RecipientQuery): readonly Recipient[] | Promise<Recipient[]> {
+    const option = this.options.subscribers;
+    if (!option) return NONE;
+    const cached = this.staticCache.get(query.name);
+    if (cached) return cached;
+    let failed = false;
+    const onError = this.onError(query.name);
+    const defaults = this.defaults('static', (pattern, err) => {
+      failed = true;
+      onError(pattern, err);
+    });
+    const found = resolveSubscribers(option, query.name, context(query), defaults);
+    if (!plainFor(option, query.name)) return found;
+    return found.then((recipients) => {
+      // a subscriber that failed (e.g. an unknown digest) is reported on every event, as it was: not kept
+      if (!failed) {
+        if (this.staticCache.size >= MAX_CACHED_EVENT_NAMES) this.staticCache.clear();
+        this.staticCache.set(query.name, Object.freeze(recipients.map((r) => Object.freeze(r))));
+      }
+      return recipients;
+    });
   }
 
   /**
@@ -99,6 +138,16 @@ export class RecipientResolver {
     return (pattern, err) =>
       this.logger.error(logLine(`A subscriber for "${pattern}" was skipped: ${logError(err)}`, { event }));
   }
+}
+
+/** Most event names whose static recipients are kept; beyond that the cache starts over. */
+const MAX_CACHED_EVENT_NAMES = 10_000;
+const NONE: readonly Recipient[] = Object.freeze([]);
+
+/** Whether every static subscriber matching `event` is a plain value (its recipients depend on the name only). */
+function plainFor(option: SubscribersOption, event: string): boolean {
+  for (const pattern in option) if (matchesPattern(pattern, event) && !isPlainSpec(option[pattern])) return false;
+  return true;
 }
 
 /** What callback subscribers receive: the event's context and its sender. */

@@ -123,6 +123,19 @@ function toRecipient(
   };
 }
 
+/**
+ * Whether `spec` is plain values only (URL strings, `{ url }` objects, arrays of them): nothing that runs, waits or
+ * could give another answer next time. Mirrors the order in which `collector` tells specs apart.
+ */
+export function isPlainSpec(spec: SubscriberSpec): boolean {
+  if (!spec || typeof spec === 'string') return true;
+  if (Array.isArray(spec)) return spec.every((s) => isPlainSpec(s as SubscriberSpec));
+  if (typeof spec !== 'object') return false;
+  if (typeof (spec as PromiseLike<unknown>).then === 'function' || isIterable(spec) || isAsyncIterable(spec))
+    return false;
+  return typeof (spec as { url?: unknown }).url === 'string';
+}
+
 /** True if any static subscriber given as a plain value has no secret (callbacks can't be known until they run). */
 export function hasUnsignedStatic(option: SubscribersOption | undefined): boolean {
   const walk = (spec: SubscriberSpec): boolean => {

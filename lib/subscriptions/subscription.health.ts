@@ -23,9 +23,13 @@ export class SubscriptionHealth {
   ) {}
 
   /** `DeliveryHooks.onFinished`: records how a delivery ended (stored subscriptions whose request was sent only). */
-  async finished(request: DeliveryRequest, outcome: AttemptOutcome): Promise<void> {
-    // a request that could not be built (no codec, too large) says nothing about the receiver
-    if (request.source !== 'stored' || request.failure) return;
+  finished(request: DeliveryRequest, outcome: AttemptOutcome): Promise<void> | undefined {
+    // a request that could not be built (no codec, too large) says nothing about the receiver; nothing to wait for
+    if (request.source !== 'stored' || request.failure) return undefined;
+    return this.record(request, outcome);
+  }
+
+  private async record(request: DeliveryRequest, outcome: AttemptOutcome): Promise<void> {
     if (outcome.verdict.ok) {
       // only when the subscription was failing when read: no write per successful delivery
       if (request.failing !== false) await this.succeeded(request.subscription);

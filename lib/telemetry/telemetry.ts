@@ -108,16 +108,28 @@ export interface SendSummary {
  * Runs one event send inside a PRODUCER span `send <event>` (so the HTTP spans of its first attempts are its
  * children) and counts it. A rejected send is recorded on the span and rethrown.
  */
-export async function traceSend<T extends SendSummary>(event: string, run: () => Promise<T>): Promise<T> {
+export function traceSend<T extends SendSummary>(event: string, run: () => Promise<T>): Promise<T> {
   const api = otelApi();
+  // no API, or no SDK: nothing to record, and no extra promise on the send's path
   if (!api) return run();
   const span = tracerOf(api).startSpan(`send ${event}`, { kind: api.SpanKind.PRODUCER });
   const counted = () => instrumentsOf(api)?.events.add(1, { [THORN_TELEMETRY.attributes.event]: event });
   if (isInert(api, span)) {
-    const result = await run();
-    counted();
-    return result;
+    return run().then((result) => {
+      counted();
+      return result;
+    });
   }
+  return traceSendSpan(api, span, event, run, counted);
+}
+
+async function traceSendSpan<T extends SendSummary>(
+  api: Api,
+  span: Span,
+  event: string,
+  run: () => Promise<T>,
+  counted: () => void,
+): Promise<T> {
   span.setAttributes({
     [THORN_TELEMETRY.attributes.event]: event,
     'messaging.system': SCOPE,
@@ -160,7 +172,7 @@ export interface HttpRequestInfo {
  * (`url.full` without credentials, query or fragment). `send` gets the headers to use: `headers` itself, or a copy
  * with the trace context when `propagate` is on.
  */
-export async function traceHttp<R extends { status: number }>(
+export function traceHttp<R extends { status: number }>(
   info: HttpRequestInfo,
   headers: Record<string, string>,
   send: (headers: Record<string, string>) => Promise<R>,
@@ -169,6 +181,16 @@ export async function traceHttp<R extends { status: number }>(
   if (!api) return send(headers);
   const span = tracerOf(api).startSpan('POST', { kind: api.SpanKind.CLIENT });
   if (isInert(api, span)) return send(headers);
+  return traceHttpSpan(api, span, info, headers, send);
+}
+
+async function traceHttpSpan<R extends { status: number }>(
+  api: Api,
+  span: Span,
+  info: HttpRequestInfo,
+  headers: Record<string, string>,
+  send: (headers: Record<string, string>) => Promise<R>,
+): Promise<R> {
   if (span.isRecording()) {
     const target = urlParts(info.url);
     span.setAttributes({
@@ -220,7 +242,7 @@ export interface AttemptInfo {
  * Times one attempt (histogram `thorn.delivery.attempt.duration`) and, when it is the delivery's last (success,
  * 410, not retryable, or out of retries), counts the delivery's outcome (`thorn.deliveries`).
  */
-export async function observeAttempt<O extends AttemptSummary>(
+export function observeAttempt<O extends AttemptSummary>(
   req: AttemptInfo,
   run: () => Promise<O>,
 ): Promise<O> {
@@ -228,7 +250,10 @@ export async function observeAttempt<O extends AttemptSummary>(
   const i = api && instrumentsOf(api);
   if (!i) return run();
   const started = performance.now();
-  const outcome = await run();
+  return run().then((outcome) => recordAttempt(i, req, outcome, started));
+}
+
+function recordAttempt<O extends AttemptSummary>(i: Instruments, req: AttemptInfo, outcome: O, started: number): O {
   const seconds = (performance.now() - started) / 1000;
   const { verdict } = outcome;
   const retrying =
