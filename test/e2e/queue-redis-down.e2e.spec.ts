@@ -280,7 +280,12 @@ describeRedis.each(queueFlavours)(
       }
     });
 
-    it('redis-server killed mid-run: send() rejects within enqueueTimeout; once Redis is back, send() works again', async () => {
+    /**
+     * Kills the redis-server under a running app, checks send() fails within enqueueTimeout, starts it again and checks
+     * send() works again. `hung`: the server is stopped first and a PING is sent that it never reads, so the kill resets
+     * the connection (the client's 'error' event, `read ECONNRESET`, comes before its 'close') instead of closing it.
+     */
+    async function killedMidRun(hung: boolean): Promise<void> {
       const port = await closedPort();
       let redis = await startRedisOn(port);
       try {
@@ -291,6 +296,14 @@ describeRedis.each(queueFlavours)(
         await receiver.waitFor(1);
         // the client sees the connection go before the next send(), so Redis never got that add
         const lost = flavour.connectionClosed(dispatcher.queue);
+        if (hung) {
+          redis.child.kill('SIGSTOP');
+          // answered by the next server if the client resends it after reconnecting
+          const ping = flavour.ping(dispatcher.queue).catch(() => undefined);
+          // written to the socket, unread by the stopped server
+          await new Promise((r) => setTimeout(r, 100));
+          void ping;
+        }
         await stopRedis(redis);
         await within(lost, 10_000, 'the Redis connection to close');
         const err = await within(
@@ -312,6 +325,14 @@ describeRedis.each(queueFlavours)(
       } finally {
         await stopRedis(redis);
       }
+    }
+
+    it('redis-server killed mid-run: send() rejects within enqueueTimeout; once Redis is back, send() works again', async () => {
+      await killedMidRun(false);
+    }, 60_000);
+
+    it('redis-server killed mid-run while hung (the connection is reset, ECONNRESET): the same', async () => {
+      await killedMidRun(true);
     }, 60_000);
   },
 );
