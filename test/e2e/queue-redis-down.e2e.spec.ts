@@ -2,7 +2,7 @@
 // and a real redis-server killed mid-run. send() and save() settle within enqueueTimeout, failures name the event,
 // shutdown is bounded and logs what it drops; no credentials in any error or log line.
 import 'reflect-metadata';
-import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { INestApplication, LoggerService } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
@@ -27,10 +27,6 @@ const redisUrl = process.env.THORN_TEST_REDIS_URL;
 if (!redisUrl && process.env.CI)
   throw new Error('THORN_TEST_REDIS_URL is not set: run the tests with `npm test`');
 const describeRedis = redisUrl ? describe : describe.skip;
-// Killing redis-server under Bull sometimes surfaces an unhandled ECONNRESET / "Connection is closed." from inside
-// Bull's own clients (not from our code, whose Redis calls all have handlers) and fails the test that did the killing.
-// A failed test runs again (up to twice) with every assertion unchanged; the errors of the failed try are logged.
-jest.retryTimes(2, { logErrorsBeforeRetry: true });
 
 @Entity()
 @ModelEvent('widget.created', { on: 'create' })
