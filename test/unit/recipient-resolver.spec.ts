@@ -92,4 +92,59 @@ describe('RecipientResolver', () => {
     );
     expect((await resolver.resolve({ name: 'a.b', context: {} })).map((r) => r.source)).toEqual(['static']);
   });
+
+  it('resolves static subscribers given as plain values once per event name, and never shares what callers change', async () => {
+    let reads = 0;
+    const spec = {
+      get url() {
+        reads++;
+        return 'http://static/plain';
+      },
+      hmacSecret: 's',
+    };
+    const resolver = new RecipientResolver(
+      resolveThornOptions({ subscribers: { 'a.*': [spec, 'http://static/2'] } }),
+      null,
+    );
+    const first = resolver.recipientsOf({ name: 'a.b', context: {} });
+    expect(first).toBeInstanceOf(Promise); // the first event of a name resolves them
+    const a = await first;
+    const readsAfterFirst = reads;
+    const b = resolver.recipientsOf({ name: 'a.b', context: {} });
+    // the next ones get them without a promise, without reading the spec again
+    expect(Array.isArray(b)).toBe(true);
+    expect(reads).toBe(readsAfterFirst);
+    expect((b as Recipient[]).map((r) => r.url)).toEqual(['http://static/plain', 'http://static/2']);
+    expect((b as Recipient[])[0]).toBe(a[0]);
+    // the array is the caller's own; the recipients are frozen
+    (b as Recipient[]).pop();
+    expect(((await resolver.resolve({ name: 'a.b', context: {} })) as Recipient[]).length).toBe(2);
+    expect(Object.isFrozen(a[0])).toBe(true);
+    // another name is resolved on its own
+    await resolver.resolve({ name: 'a.c', context: {} });
+    expect(reads).toBeGreaterThan(readsAfterFirst);
+  });
+
+  it('runs callback subscribers on every event, and keeps reporting a plain subscriber that fails', async () => {
+    let calls = 0;
+    const resolver = new RecipientResolver(
+      resolveThornOptions({
+        subscribers: {
+          'a.*': 'http://static/plain',
+          'a.b': () => (calls++, 'http://static/callback'),
+          'x.*': { url: 'http://static/bad', hmacDigest: 'md5' as never },
+        },
+      }),
+      null,
+    );
+    for (let i = 0; i < 3; i++) {
+      expect((await resolver.resolve({ name: 'a.b', context: {} })).map((r) => r.url)).toEqual([
+        'http://static/plain',
+        'http://static/callback',
+      ]);
+      expect(await resolver.resolve({ name: 'x.y', context: {} })).toEqual([]);
+    }
+    expect(calls).toBe(3);
+    expect(logger.lines.filter((l) => l.includes('Unknown HMAC digest "md5"'))).toHaveLength(3);
+  });
 });
