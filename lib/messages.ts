@@ -60,6 +60,8 @@ export const messages = {
     `ledger.lease (${lease} ms) must be longer than one attempt (${attempt} ms: timeout, times maxRedirects + 1 when allowRedirects is on) plus 1000 ms: a delivery's claim must outlast its attempt`,
   enqueueTimeout: (events: string, ms: number, state: string) =>
     `Cannot queue ${events}: Redis did not accept the job within ${ms} ms (enqueueTimeout): ${state}. Check that Redis is reachable, or raise enqueueTimeout`,
+  enqueueFailed: (events: string, detail: string) =>
+    `Cannot queue ${events}: the add to Redis failed: ${detail}`,
   queueClosed: (dispatcher: string, events: string) =>
     `Cannot queue ${events}: the ${dispatcher} dispatcher is shut down (the app is closing)`,
   queueDropped: (count: number, names: string) =>

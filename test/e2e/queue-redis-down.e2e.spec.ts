@@ -22,6 +22,7 @@ import {
 import { queueFlavours, type QueueFlavour, type TestQueue } from '../fixtures/queues.js';
 import { startRedisOn, stopRedis } from '../fixtures/redis-server.js';
 import { TestReceiver } from '../fixtures/receiver.js';
+import { within } from '../fixtures/wait.js';
 
 const redisUrl = process.env.THORN_TEST_REDIS_URL;
 if (!redisUrl && process.env.CI)
@@ -71,16 +72,6 @@ class CapturedLog implements LoggerService {
       `a log line matching ${re}`,
     );
   }
-}
-
-/** `p`, or a rejection saying it did not settle within `ms` (so a hang fails the test instead of timing it out). */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>(
-    (_, reject) =>
-      (timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms)),
-  );
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 /** The outcome of `p` once settled: its error, or 'resolved'. */

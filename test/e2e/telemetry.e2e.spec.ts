@@ -357,6 +357,35 @@ describe('OpenTelemetry (SDK in-memory exporters)', () => {
     },
   );
 
+  (redisUrl ? it : it.skip)(
+    'through bull, sends coalesced into one event job keep their own traces: each attempt is a child of its own send span',
+    async () => {
+      const events = await boot({
+        dispatcher: 'bull',
+        bull: { url: redisUrl, prefix: `otel-coalesce-${randomUUID()}` },
+        worker: true,
+        subscribers: { 'c.*': { url: `${receiver.url}/hook`, hmacSecret: SECRET } },
+      });
+      // one turn: both events travel in one `event` job, each with its own send span's traceparent
+      await Promise.all([events.send('c.one', {}), events.send('c.two', {})]);
+      await receiver.waitFor(2);
+      const deadline = Date.now() + 5000;
+      while (byName('POST').length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      while ((await events.queueStats())?.completed !== 1 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(await events.queueStats()).toMatchObject({ completed: 1, failed: 0, waiting: 0 });
+      const sends = ['c.one', 'c.two'].map((name) => byName(`send ${name}`)[0]);
+      expect(sends[0].spanContext().traceId).not.toBe(sends[1].spanContext().traceId);
+      for (const [i, name] of ['c.one', 'c.two'].entries()) {
+        const http = byName('POST').filter((s) => s.attributes['thorn.event.name'] === name);
+        expect(http).toHaveLength(1);
+        expect(http[0].spanContext().traceId).toBe(sends[i].spanContext().traceId);
+        expect(parentOf(http[0])).toBe(sends[i].spanContext().spanId);
+      }
+    },
+  );
+
   it('without an SDK the API is a no-op: deliveries work and nothing is recorded', async () => {
     trace.disable();
     metrics.disable();

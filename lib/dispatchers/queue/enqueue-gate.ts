@@ -17,6 +17,25 @@ interface PendingEnqueue {
 /** At most this many event names in one log line about dropped events. */
 const MAX_NAMES = 20;
 
+/**
+ * An add to Redis that failed (refused, timed out, or dropped at shutdown), naming the events it carried. `for()` gives
+ * the same failure naming only some of them: each `send()` of a coalesced add rejects naming its own event.
+ */
+export class EnqueueError extends Error {
+  constructor(
+    names: string[],
+    private readonly reason: (events: string) => string,
+    options?: ErrorOptions,
+  ) {
+    super(reason(eventLabel(names)), options);
+  }
+
+  /** The same failure, naming `names` only. */
+  for(names: string[]): EnqueueError {
+    return new EnqueueError(names, this.reason, this.cause === undefined ? undefined : { cause: this.cause });
+  }
+}
+
 export class EnqueueGate {
   private readonly pending = new Set<PendingEnqueue>();
   private closed = false;
@@ -43,12 +62,14 @@ export class EnqueueGate {
   }
 
   /**
-   * Adds to Redis once the queue is connected, all within `enqueueTimeout`: rejects with an error naming the events
-   * instead of waiting for Redis forever (the queue library would hold the command until Redis comes back).
+   * Adds to Redis once the queue is connected, all within `enqueueTimeout`: rejects with an `EnqueueError` naming the
+   * events instead of waiting for Redis forever (the queue library would hold the command until Redis comes back).
+   * With the connection ready, `add` starts synchronously (so a `close()` right after lets it finish).
    */
   async enqueue<T>(names: string[], add: () => Promise<T>): Promise<T> {
-    const label = eventLabel(names);
-    if (this.closed) throw new Error(messages.queueClosed(this.adapter.kind, label));
+    if (this.closed) {
+      throw new EnqueueError(names, (events) => messages.queueClosed(this.adapter.kind, events));
+    }
     const ms = this.timeoutMs;
     let timer: NodeJS.Timeout | undefined;
     let settle!: (ok: boolean) => void;
@@ -68,16 +89,22 @@ export class EnqueueGate {
         const why = entry.connecting
           ? `not connected (${this.connectionState()}); the event was not queued`
           : 'no answer to the add command; the job may still be added if Redis answers later';
-        reject(new Error(messages.enqueueTimeout(label, ms, why)));
+        reject(new EnqueueError(names, (events) => messages.enqueueTimeout(events, ms, why)));
       }, ms);
     });
     this.pending.add(entry);
     try {
-      await Promise.race([this.connected(), deadline]);
-      // dropped at shutdown just as the connection came: never add it then
-      if (aborted) await deadline;
+      if (!this.adapter.isReady()) {
+        await Promise.race([this.connected(), deadline]);
+        // dropped at shutdown just as the connection came: never add it then
+        if (aborted) await deadline;
+      }
       entry.connecting = false;
-      const adding = add();
+      const adding = add().catch((err: unknown) => {
+        // Redis (or the library) refused the add: name the events, never the connection URL
+        const detail = scrub(redactCredentials(err instanceof Error ? err.message : String(err)));
+        throw new EnqueueError(names, (events) => messages.enqueueFailed(events, detail), { cause: err });
+      });
       // when the deadline wins, the add may still fail later (e.g. "Connection is closed."): never unhandled
       adding.catch(() => undefined);
       const result = await Promise.race([adding, deadline]);
@@ -101,7 +128,9 @@ export class EnqueueGate {
     if (!this.pending.size) return;
     const entries = [...this.pending];
     for (const e of entries) {
-      if (e.connecting) e.abort(new Error(messages.queueClosed(this.adapter.kind, eventLabel(e.names))));
+      if (e.connecting) {
+        e.abort(new EnqueueError(e.names, (events) => messages.queueClosed(this.adapter.kind, events)));
+      }
     }
     const outcomes = await Promise.all(entries.map((e) => e.done));
     const dropped = entries.filter((_, i) => !outcomes[i]).flatMap((e) => e.names);

@@ -21,6 +21,7 @@ import { ConcurrencyLimit } from '../../delivery/concurrency-limit.js';
 import { logError, logLine } from '../../telemetry/log-fields.js';
 import { activeTraceparent, underTraceparent } from '../../telemetry/telemetry.js';
 import type { Dispatcher } from '../dispatcher.js';
+import { EnqueueCoalescer } from './enqueue-coalescer.js';
 import { EnqueueGate } from './enqueue-gate.js';
 import type { QueueAdapter, TakenJob } from './queue.adapter.js';
 import {
@@ -42,7 +43,8 @@ import {
 import type { ThornQueueStats } from './queue.types.js';
 
 /**
- * A dispatcher over a Redis queue: `send()` enqueues one `event` job on the `thorn` queue; workers (this app with
+ * A dispatcher over a Redis queue: `send()` enqueues its event on the `thorn` queue (the events sent in one event-loop
+ * turn together: `event` jobs of up to `chunkSize` events, one add); workers (this app with
  * `worker: true`, and/or other processes of it) resolve recipients, sign one request per recipient, order them by
  * origin and deliver them in chunks of `chunkSize`. A failed request becomes its own delayed `retry` job.
  */
@@ -50,6 +52,7 @@ export class QueueDispatcher implements Dispatcher {
   protected readonly logger = new Logger('Thorn');
   private readonly limit: ConcurrencyLimit;
   private readonly gate: EnqueueGate;
+  private readonly coalescer: EnqueueCoalescer;
   private closing?: Promise<void>;
   private processing = false;
   /** With the ledger: it relays into this queue, and `deliveries` jobs run through its deliverer. */
@@ -68,11 +71,15 @@ export class QueueDispatcher implements Dispatcher {
   ) {
     this.limit = new ConcurrencyLimit(options.concurrency);
     this.gate = new EnqueueGate(adapter, options.enqueueTimeout, this.logger);
+    this.coalescer = new EnqueueCoalescer(this.gate, (events) => this.addEvents(events));
   }
 
+  /**
+   * Checks and converts the event now (an invalid one rejects alone, in the caller's trace context), then enqueues it
+   * with the other events sent in this event-loop turn (`EnqueueCoalescer`): resolves once Redis has its job.
+   */
   async dispatch(envelope: EventEnvelope): Promise<SendResult> {
-    const data: EventJobData = { events: [await this.toQueued(envelope)] };
-    await this.gate.enqueue([envelope.name], () => this.adapter.add({ name: JOB.event, data }));
+    await this.coalescer.enqueue(await this.toQueued(envelope));
     return { event: envelope.name, deliveries: [], queued: true };
   }
 
@@ -83,13 +90,7 @@ export class QueueDispatcher implements Dispatcher {
     if (queued.length) {
       await this.gate.enqueue(
         queued.map((e) => e.name),
-        () =>
-          this.adapter.addBulk(
-            chunked(queued, this.options.chunkSize).map((events) => ({
-              name: JOB.event,
-              data: { events } satisfies EventJobData,
-            })),
-          ),
+        () => this.addEvents(queued),
       );
     }
     // like the direct dispatcher: the valid events are sent, the first invalid one is reported
@@ -98,9 +99,9 @@ export class QueueDispatcher implements Dispatcher {
     return envelopes.map((e) => ({ event: e.name, deliveries: [], queued: true }));
   }
 
-  /** Events handed to `send()` that Redis has not accepted yet (waiting for a connection or an answer). */
+  /** Events handed to `send()` that Redis has not accepted yet (waiting for this turn to end, a connection or an answer). */
   get pendingEvents(): number {
-    return this.gate.pendingEvents;
+    return this.coalescer.size + this.gate.pendingEvents;
   }
 
   /** Job counts of the `thorn` queue. */
@@ -220,6 +221,8 @@ export class QueueDispatcher implements Dispatcher {
   }
 
   private async shutdown(): Promise<void> {
+    // this turn's events go to Redis now (or, not connected, are dropped and logged by the gate with the others)
+    this.coalescer.flush();
     await this.gate.close();
     let finished = true;
     if (this.processing) {
@@ -254,6 +257,15 @@ export class QueueDispatcher implements Dispatcher {
           `Unknown job "${job.name}" on the "${this.adapter.queueName}" queue: it is not a Thorn job`,
         );
     }
+  }
+
+  /** Events in `event` jobs of up to `chunkSize` events each, added atomically (one add for a single job). */
+  private addEvents(events: QueuedEvent[]): Promise<unknown> {
+    const jobs = chunked(events, this.options.chunkSize).map((chunk) => ({
+      name: JOB.event,
+      data: { events: chunk } satisfies EventJobData,
+    }));
+    return jobs.length === 1 ? this.adapter.add(jobs[0]) : this.adapter.addBulk(jobs);
   }
 
   /**
