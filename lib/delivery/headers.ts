@@ -2,8 +2,6 @@
 const UNSAFE = /[^\x20-\x24\x26-\x7e]+/gu;
 // A value that needs no encoding: printable ASCII without `%`, not starting or ending with a space.
 const PLAIN = /^(?:[\x21-\x24\x26-\x7e](?:[\x20-\x24\x26-\x7e]*[\x21-\x24\x26-\x7e])?)?$/;
-// Leading and trailing spaces: HTTP parsers strip them.
-const EDGE_SPACES = /^ +| +$/g;
 
 /**
  * A generated header value (event name, subscription id, User-Agent) as printable ASCII: every character outside
@@ -14,9 +12,21 @@ const EDGE_SPACES = /^ +| +$/g;
 export function encodeHeaderValue(value: string): string {
   // the usual case (a plain ASCII name or id): one test, no copy
   if (PLAIN.test(value)) return value;
-  return value
-    .replace(UNSAFE, (run) => encodeURIComponent(run))
-    .replace(EDGE_SPACES, (run) => '%20'.repeat(run.length));
+  return encodeEdgeSpaces(value.replace(UNSAFE, (run) => encodeURIComponent(run)));
+}
+
+/**
+ * Leading and trailing spaces as `%20` (HTTP parsers strip them). A scan from each end, not a regular expression: `/ +$/`
+ * retries at every space of a long inner run, quadratic in its length.
+ */
+function encodeEdgeSpaces(v: string): string {
+  let start = 0;
+  while (start < v.length && v.charCodeAt(start) === 32) start++;
+  if (start === v.length) return '%20'.repeat(v.length);
+  let end = v.length;
+  while (v.charCodeAt(end - 1) === 32) end--;
+  if (start === 0 && end === v.length) return v;
+  return '%20'.repeat(start) + v.slice(start, end) + '%20'.repeat(v.length - end);
 }
 
 // RFC 9110 token.

@@ -133,7 +133,19 @@ export class DirectDispatcher implements Dispatcher {
     const delay = this.closed ? undefined : retry;
     if (delay !== undefined) {
       this.schedule(delay, () => {
-        void this.limit.run(() => this.delivery.attempt(req)).then((o) => this.settle(req, o, callbacks));
+        void this.limit
+          .run(() => this.delivery.attempt(req))
+          .then((o) => this.settle(req, o, callbacks))
+          .catch((err: unknown) =>
+            // attempt() and settle() do not reject; if one ever did, say so instead of an unhandled rejection
+            this.logger.error(
+              logLine(`A retry could not run: ${logError(err)}`, {
+                event: req.event,
+                delivery: req.id,
+                subscription: req.subscription,
+              }),
+            ),
+          );
       });
       return true;
     }

@@ -38,13 +38,15 @@ export class RecipientResolver {
 
   /** Every recipient of the event: static, then stored, then the event's own. */
   resolve(query: RecipientQuery): Promise<Recipient[]> {
+    // the caller's own copies: recipientsOf() shares the kept (frozen) static ones
     const found = this.recipientsOf(query);
-    return Array.isArray(found) ? Promise.resolve(found) : found;
+    return Array.isArray(found) ? Promise.resolve(found.map(copy)) : found.then((all) => all.map(copy));
   }
 
   /**
    * `resolve()` for the dispatchers: an array, without a promise, when nothing has to be waited for (only static
-   * subscribers given as plain values, the common case of a static setup: no promise on the event's path).
+   * subscribers given as plain values, the common case of a static setup: no promise on the event's path). The static
+   * recipients in it are shared and frozen: read them, don't change them.
    */
   recipientsOf(query: RecipientQuery): Recipient[] | Promise<Recipient[]> {
     const statics = this.staticsFor(query);
@@ -143,6 +145,8 @@ export class RecipientResolver {
 /** Most event names whose static recipients are kept; beyond that the cache starts over. */
 const MAX_CACHED_EVENT_NAMES = 10_000;
 const NONE: readonly Recipient[] = Object.freeze([]);
+
+const copy = (r: Recipient): Recipient => ({ ...r });
 
 /** Whether every static subscriber matching `event` is a plain value (its recipients depend on the name only). */
 function plainFor(option: SubscribersOption, event: string): boolean {

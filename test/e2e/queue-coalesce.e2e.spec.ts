@@ -3,12 +3,13 @@
 // at once, and each send() still settles with its own outcome (queued, its own validation error, or the add's failure
 // naming its own event).
 import 'reflect-metadata';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
 import { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as realSetTimeout } from 'node:timers';
 import { Column, Entity, PrimaryGeneratedColumn, type DataSource } from 'typeorm';
 import {
   blockInternalIps,
@@ -155,6 +156,24 @@ describeRedis.each(queueFlavours)(
       expect(receiver.requests.map((r) => r.json().i).sort((a, b) => a - b)).toEqual(
         Array.from({ length: 25 }, (_, i) => i),
       );
+    });
+
+    it("send() settles under a test suite's fake timers (the end-of-turn flush does not use the global setImmediate)", async () => {
+      const { events, queue } = await boot({ worker: false });
+      jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask'] });
+      try {
+        // nothing advances the fake clock: a flush scheduled on the global setImmediate would never run (nextTick and
+        // queueMicrotask stay real: ioredis needs them to talk to Redis at all, with or without coalescing)
+        const sent = Promise.all([events.send('fake.a', { n: 1 }), events.send('fake.b', { n: 2 })]);
+        const settled = await Promise.race([
+          sent.then(() => 'settled'),
+          new Promise<string>((r) => realSetTimeout(() => r('pending after 5 s'), 5000)),
+        ]);
+        expect(settled).toBe('settled');
+      } finally {
+        jest.useRealTimers();
+      }
+      expect((await waitingEvents(queue)).flat().map((e) => e.name).sort()).toEqual(['fake.a', 'fake.b']);
     });
 
     it('12 consecutive model saves (SQLite: no I/O between them, so one turn): 2 event jobs, every row delivered once', async () => {

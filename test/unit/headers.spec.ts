@@ -12,6 +12,14 @@ describe('encodeHeaderValue (generated header values)', () => {
     ['50%', '50%25'],
     ['%41', '%2541'],
     ['  x  ', '%20%20x%20%20'],
+    ['   ', '%20%20%20'],
+    [' x', '%20x'],
+    ['x ', 'x%20'],
+    ['a  b', 'a  b'],
+    [' é ', '%20%C3%A9%20'],
+    // a long inner run of spaces before a character to encode (the old trailing-space pattern retried at each space)
+    [`a${' '.repeat(20_000)}\u0001`, `a${' '.repeat(20_000)}%01`],
+    [`${' '.repeat(20_000)}é`, `${'%20'.repeat(20_000)}%C3%A9`],
     ['tab\there\r\n', 'tab%09here%0D%0A'],
     ['', ''],
   ])('%p → %p, printable ASCII that decodes back', (value, encoded) => {

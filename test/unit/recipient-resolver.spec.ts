@@ -147,4 +147,19 @@ describe('RecipientResolver', () => {
     expect(calls).toBe(3);
     expect(logger.lines.filter((l) => l.includes('Unknown HMAC digest "md5"'))).toHaveLength(3);
   });
+
+  it('resolve() (subscribersFor) answers copies the caller may change, even of the kept static recipients', async () => {
+    const resolver = new RecipientResolver(
+      resolveThornOptions({ subscribers: { 'a.*': { url: 'http://static/1', hmacSecret: 's' } } }),
+      null,
+    );
+    const [first] = await resolver.resolve({ name: 'a.b', context: {} });
+    const [second] = await resolver.resolve({ name: 'a.b', context: {} });
+    expect(second).not.toBe(first);
+    second.hmacSecret = 'changed by the caller';
+    delete second.user;
+    const [third] = await resolver.resolve({ name: 'a.b', context: {} });
+    expect(third.hmacSecret).toBe('s');
+    expect(third.user).toBeNull();
+  });
 });

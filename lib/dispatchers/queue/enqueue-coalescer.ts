@@ -1,6 +1,9 @@
 // The `send()`s of one event-loop turn, enqueued together (issue 18, point 4): one add to Redis for all of them instead
 // of one each. The queue library's cost is mostly per command (a Lua script call, a round trip, the job's bookkeeping),
 // so N events in ceil(N / chunkSize) jobs added at once cost far less than N adds.
+// node:timers' own functions, not the globals: a test suite's fake timers (jest.useFakeTimers() replaces the global
+// setImmediate) would otherwise hold every send() until it advances time
+import { clearImmediate, setImmediate } from 'node:timers';
 import { EnqueueError, type EnqueueGate } from './enqueue-gate.js';
 import type { QueuedEvent } from './queue.jobs.js';
 
