@@ -1,7 +1,7 @@
 // `npm run bench`: every scenario next to a baseline measured in the same run. Writes bench/results/latest.json.
 // Starts its own PostgreSQL/Redis (throwaway) and a loopback receiver; bounded in count and time.
 // `node bench/run.mjs <scenario...>` runs some of: direct, axios, save, lookup, bull (the bull and bullmq pipelines),
-// memory, otel, ledger, deliveries.
+// memory, otel, ledger, deliveries, cpu.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { startReceiver } from './lib.mjs';
@@ -13,9 +13,10 @@ import { bullPipeline } from './bull-pipeline.mjs';
 import { memory } from './memory.mjs';
 import { otelOverhead } from './otel-overhead.mjs';
 import { ledgerBench } from './ledger.mjs';
+import { cpuPath } from './cpu-path.mjs';
 import { startPostgres, startRedis } from '../test/services.mjs';
 
-const SCENARIOS = ['direct', 'axios', 'save', 'lookup', 'deliveries', 'bull', 'memory', 'otel', 'ledger'];
+const SCENARIOS = ['direct', 'cpu', 'axios', 'save', 'lookup', 'deliveries', 'bull', 'memory', 'otel', 'ledger'];
 const only = process.argv.slice(2);
 for (const o of only) {
   if (!SCENARIOS.includes(o)) {
@@ -26,9 +27,9 @@ for (const o of only) {
 const want = (name) => only.length === 0 || only.includes(name);
 const started = performance.now();
 const deadline = setTimeout(() => {
-  console.error('bench: 10-minute limit reached, stopping');
+  console.error('bench: 30-minute limit reached, stopping');
   process.exit(2);
-}, 10 * 60_000);
+}, 30 * 60_000);
 
 const rows = [];
 const cleanups = [];
@@ -78,6 +79,7 @@ try {
   const receiver = await startReceiver();
   cleanups.push(() => receiver.stop());
   if (want('direct')) for (const r of await directThroughput(receiver)) record(r);
+  if (want('cpu')) for (const r of await cpuPath()) record(r);
   if (want('axios')) for (const r of await axiosThroughput(receiver)) record(r);
   if (want('save')) {
     const [p, r] = await Promise.all([postgres(), redisServer()]);
