@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { messages } from '../messages.js';
 import { HOOK_HEADERS } from '../thorn.constants.js';
 import type { ResolvedThornOptions } from '../thorn-options.js';
-import { logError, logLine } from '../telemetry/log-fields.js';
+import { deliveryIds, logError, logLine } from '../telemetry/log-fields.js';
 import { observeAttempt, traceHttp } from '../telemetry/telemetry.js';
 import { customHeaderProblem, encodeHeaderValue } from './headers.js';
 import { asError, redactUrl } from './io.js';
@@ -241,7 +241,9 @@ export class DeliveryService {
    * (`signingKeys` hook), then with `standardWebhooks` a new `webhook-timestamp` and `webhook-signature` (same
    * `webhook-id` and body). Returns an outcome only when the attempt must not be made.
    */
-  private signAttempt(req: DeliveryRequest): AttemptOutcome | undefined | Promise<AttemptOutcome | undefined> {
+  private signAttempt(
+    req: DeliveryRequest,
+  ): AttemptOutcome | undefined | Promise<AttemptOutcome | undefined> {
     const keys = req.keys;
     const hook = this.hooks.signingKeys;
     const signed =
@@ -337,11 +339,7 @@ export class DeliveryService {
 
   private endFailed(request: DeliveryRequest, err: unknown): void {
     this.logger.error(
-      logLine(`Recording the end of a delivery failed: ${logError(err)}`, {
-        event: request.event,
-        delivery: request.id,
-        subscription: request.subscription,
-      }),
+      logLine(`Recording the end of a delivery failed: ${logError(err)}`, deliveryIds(request)),
     );
   }
 
@@ -435,7 +433,13 @@ export class DeliveryService {
 function holdKeys(req: DeliveryRequest, keys: SigningKeys | null | undefined): void {
   // once defined (non-enumerable, writable), a plain assignment keeps it so
   if (Object.hasOwn(req, 'keys')) req.keys = keys;
-  else Object.defineProperty(req, 'keys', { value: keys, writable: true, configurable: true, enumerable: false });
+  else
+    Object.defineProperty(req, 'keys', {
+      value: keys,
+      writable: true,
+      configurable: true,
+      enumerable: false,
+    });
 }
 
 /** Drops a finished request's secrets from memory. */
@@ -507,9 +511,7 @@ export function deliveryFailedLog(req: DeliveryRequest, outcome: AttemptOutcome)
       ? `answered ${outcome.response.status}`
       : 'no answer';
   return logLine(`Delivery failed after ${req.attempts} attempt(s): ${why}`, {
-    event: req.event,
-    delivery: req.id,
-    subscription: req.subscription,
+    ...deliveryIds(req),
     url: req.url,
   });
 }

@@ -14,8 +14,8 @@ import type {
   SendResult,
 } from '../events/envelope.js';
 import type { RecipientResolver } from '../subscriptions/recipient.resolver.js';
-import { logError, logLine } from '../telemetry/log-fields.js';
-import type { Dispatcher } from './dispatcher.js';
+import { deliveryIds, logError, logLine } from '../telemetry/log-fields.js';
+import { throwFailures, type Dispatcher } from './dispatcher.js';
 
 // The longest delay setTimeout honours; it fires longer ones after 1 ms.
 const MAX_TIMER_DELAY = 2 ** 31 - 1;
@@ -77,14 +77,7 @@ export class DirectDispatcher implements Dispatcher {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.concurrency, envelopes.length) }, lane));
-    if (errors.length === 1) throw errors[0];
-    if (errors.length > 1) {
-      const first = errors[0] instanceof Error ? errors[0].message : String(errors[0]);
-      throw new AggregateError(
-        errors,
-        `${errors.length} of ${envelopes.length} events could not be sent; first: ${first}`,
-      );
-    }
+    throwFailures(errors, envelopes.length, 'sent');
     return results;
   }
 
@@ -102,21 +95,24 @@ export class DirectDispatcher implements Dispatcher {
   }
 
   private deliver(req: DeliveryRequest, callbacks?: DeliveryCallbacks): Promise<DeliveryResult> {
-    return this.limit
-      .run(() => this.delivery.attempt(req))
-      .then((outcome) => {
-        const result = (retrying: boolean): DeliveryResult => ({
-          subscription: req.subscription,
-          url: req.url,
-          deliveryId: req.id,
-          ok: outcome.verdict.ok,
-          status: outcome.response?.status,
-          error: outcome.error?.message,
-          retrying,
-        });
-        const retrying = this.settle(req, outcome, callbacks);
-        return typeof retrying === 'boolean' ? result(retrying) : retrying.then(result);
+    return this.attempt(req).then((outcome) => {
+      const result = (retrying: boolean): DeliveryResult => ({
+        subscription: req.subscription,
+        url: req.url,
+        deliveryId: req.id,
+        ok: outcome.verdict.ok,
+        status: outcome.response?.status,
+        error: outcome.error?.message,
+        retrying,
       });
+      const retrying = this.settle(req, outcome, callbacks);
+      return typeof retrying === 'boolean' ? result(retrying) : retrying.then(result);
+    });
+  }
+
+  /** One attempt of `req`, in a concurrency slot. */
+  private attempt(req: DeliveryRequest): Promise<AttemptOutcome> {
+    return this.limit.run(() => this.delivery.attempt(req));
   }
 
   /**
@@ -133,18 +129,11 @@ export class DirectDispatcher implements Dispatcher {
     const delay = this.closed ? undefined : retry;
     if (delay !== undefined) {
       this.schedule(delay, () => {
-        void this.limit
-          .run(() => this.delivery.attempt(req))
+        void this.attempt(req)
           .then((o) => this.settle(req, o, callbacks))
           .catch((err: unknown) =>
             // attempt() and settle() do not reject; if one ever did, say so instead of an unhandled rejection
-            this.logger.error(
-              logLine(`A retry could not run: ${logError(err)}`, {
-                event: req.event,
-                delivery: req.id,
-                subscription: req.subscription,
-              }),
-            ),
+            this.logger.error(logLine(`A retry could not run: ${logError(err)}`, deliveryIds(req))),
           );
       });
       return true;
@@ -192,13 +181,7 @@ export class DirectDispatcher implements Dispatcher {
         await cb.onTimeout(req, outcome.error);
       else await cb.onError?.(req, outcome.error ?? new Error('delivery failed'));
     } catch (err) {
-      this.logger.error(
-        logLine(`A send() callback threw: ${logError(err)}`, {
-          event: req.event,
-          delivery: req.id,
-          subscription: req.subscription,
-        }),
-      );
+      this.logger.error(logLine(`A send() callback threw: ${logError(err)}`, deliveryIds(req)));
     }
   }
 }

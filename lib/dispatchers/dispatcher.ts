@@ -13,3 +13,18 @@ export abstract class Dispatcher {
   /** Stops timers and closes connections at application shutdown. */
   close?(): Promise<void>;
 }
+
+/**
+ * After a batch (`dispatchMany`) in which some events failed: rethrows a lone error as it is, several as one
+ * AggregateError naming how many of `total` events could not be `what` (e.g. "sent") and the first reason.
+ */
+export function throwFailures(errors: unknown[], total: number, what: string): void {
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) {
+    const first = errors[0] instanceof Error ? errors[0].message : String(errors[0]);
+    throw new AggregateError(
+      errors,
+      `${errors.length} of ${total} events could not be ${what}; first: ${first}`,
+    );
+  }
+}

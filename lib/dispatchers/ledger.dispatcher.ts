@@ -3,7 +3,7 @@ import { toJsonSafe } from '../events/payload.js';
 import type { ThornLedger } from '../ledger/ledger.js';
 import type { LedgerEvent } from '../ledger/ledger.event.js';
 import { messages } from '../messages.js';
-import type { Dispatcher } from './dispatcher.js';
+import { throwFailures, type Dispatcher } from './dispatcher.js';
 
 /**
  * The module's dispatcher with the ledger on: `send()` records the event (through the caller's transaction when given
@@ -43,14 +43,7 @@ export class LedgerDispatcher implements Dispatcher {
       errors.push(err);
       return partial;
     });
-    if (errors.length === 1) throw errors[0];
-    if (errors.length > 1) {
-      const first = errors[0] instanceof Error ? errors[0].message : String(errors[0]);
-      throw new AggregateError(
-        errors,
-        `${errors.length} of ${envelopes.length} events could not be recorded; first: ${first}`,
-      );
-    }
+    throwFailures(errors, envelopes.length, 'recorded');
     return valid.map((e, i) => result(e.name, recorded[i]));
   }
 

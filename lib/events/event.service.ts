@@ -186,7 +186,6 @@ export class EventService implements OnModuleInit, OnApplicationShutdown {
       manager: opts.manager,
     };
   }
-
 }
 
 /** The id used for ownership: an object's `id`, or the value itself; null when absent. */

@@ -64,7 +64,12 @@ class JsonCopy {
     }
     if (isDecimalLike(obj)) return String(obj);
     if (this.seen.has(obj)) throw this.error('circular reference');
-    if (obj instanceof Map || ArrayBuffer.isView(obj) || obj instanceof ArrayBuffer || obj instanceof Promise) {
+    if (
+      obj instanceof Map ||
+      ArrayBuffer.isView(obj) ||
+      obj instanceof ArrayBuffer ||
+      obj instanceof Promise
+    ) {
       throw this.error(`${obj.constructor.name} is not JSON-serialisable; convert it first`);
     }
     if (typeof (obj as { toJSON?: unknown }).toJSON === 'function') {

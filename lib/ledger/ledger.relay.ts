@@ -190,7 +190,7 @@ export class LedgerRelay {
     const resolved = await Promise.all(
       events.map(async (event) => {
         try {
-          return { event, recipients: await this.recipients.resolve(event.query) };
+          return { event, recipients: await this.recipients.recipientsOf(event.query) };
         } catch (err) {
           // the subscription store is unreachable: the event stays recorded, the poll fans it out later
           this.failed('Resolving the recipients of an event', err, {

@@ -28,8 +28,11 @@ export interface RecipientQuery {
  */
 export class RecipientResolver {
   private readonly logger = new Logger('Thorn');
-  /** Static recipients per event name, for events whose matching static subscribers are all plain values. */
-  private readonly staticCache = new Map<string, readonly Recipient[]>();
+  /**
+   * Static recipients per event name, for events whose matching static subscribers are all plain values; null for a
+   * name some callback, promise or iterable matches (resolved on every event).
+   */
+  private readonly staticCache = new Map<string, readonly Recipient[] | null>();
 
   constructor(
     private readonly options: Pick<ResolvedThornOptions, 'subscribers' | 'defaultHmacSecret'>,
@@ -72,22 +75,27 @@ export class RecipientResolver {
     if (!option) return NONE;
     const cached = this.staticCache.get(query.name);
     if (cached) return cached;
-    let failed = false;
     const onError = this.onError(query.name);
+    // null: a callback, promise or iterable matches this name (remembered, so the patterns are not checked again)
+    if (cached === null || !plainFor(option, query.name)) {
+      if (cached === undefined) this.keep(query.name, null);
+      return resolveSubscribers(option, query.name, context(query), this.defaults('static', onError));
+    }
+    let failed = false;
     const defaults = this.defaults('static', (pattern, err) => {
       failed = true;
       onError(pattern, err);
     });
-    const found = resolveSubscribers(option, query.name, context(query), defaults);
-    if (!plainFor(option, query.name)) return found;
-    return found.then((recipients) => {
+    return resolveSubscribers(option, query.name, context(query), defaults).then((recipients) => {
       // a subscriber that failed (e.g. an unknown digest) is reported on every event, as it was: not kept
-      if (!failed) {
-        if (this.staticCache.size >= MAX_CACHED_EVENT_NAMES) this.staticCache.clear();
-        this.staticCache.set(query.name, Object.freeze(recipients.map((r) => Object.freeze(r))));
-      }
+      if (!failed) this.keep(query.name, Object.freeze(recipients.map((r) => Object.freeze(r))));
       return recipients;
     });
+  }
+
+  private keep(name: string, recipients: readonly Recipient[] | null): void {
+    if (this.staticCache.size >= MAX_CACHED_EVENT_NAMES) this.staticCache.clear();
+    this.staticCache.set(name, recipients);
   }
 
   /**
@@ -150,7 +158,8 @@ const copy = (r: Recipient): Recipient => ({ ...r });
 
 /** Whether every static subscriber matching `event` is a plain value (its recipients depend on the name only). */
 function plainFor(option: SubscribersOption, event: string): boolean {
-  for (const pattern in option) if (matchesPattern(pattern, event) && !isPlainSpec(option[pattern])) return false;
+  for (const pattern in option)
+    if (matchesPattern(pattern, event) && !isPlainSpec(option[pattern])) return false;
   return true;
 }
 

@@ -49,6 +49,11 @@ export function logIds(ids: LogIds): string {
   return parts.join(' ');
 }
 
+/** The ids of one delivery request, for `logLine` (a structural type: this file sits below delivery/). */
+export function deliveryIds(req: { event: string; id: string; subscription: string }): LogIds {
+  return { event: req.event, delivery: req.id, subscription: req.subscription };
+}
+
 /** `message`, then the ids it is about. */
 export function logLine(message: string, ids: LogIds): string {
   const fields = logIds(ids);

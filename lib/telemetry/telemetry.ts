@@ -253,7 +253,12 @@ export function observeAttempt<O extends AttemptSummary>(
   return run().then((outcome) => recordAttempt(i, req, outcome, started));
 }
 
-function recordAttempt<O extends AttemptSummary>(i: Instruments, req: AttemptInfo, outcome: O, started: number): O {
+function recordAttempt<O extends AttemptSummary>(
+  i: Instruments,
+  req: AttemptInfo,
+  outcome: O,
+  started: number,
+): O {
   const seconds = (performance.now() - started) / 1000;
   const { verdict } = outcome;
   const retrying =

@@ -322,8 +322,8 @@ export class QueueDispatcher implements Dispatcher {
   }
 
   /** Recipients resolution, worker side: static and stored subscribers per this worker's options and database. */
-  private workerRecipients(ev: QueuedEvent): Promise<Recipient[]> {
-    return this.recipients.resolve({
+  private async workerRecipients(ev: QueuedEvent): Promise<Recipient[]> {
+    return this.recipients.recipientsOf({
       name: ev.name,
       sender: ev.sender,
       ownerlessOnly: ev.ownerlessOnly,
